@@ -1,0 +1,190 @@
+//! `seed generate`: completions for prompts with any engine.
+
+use super::load::load_pair;
+use crate::decode::{
+    Engine, EngineConfig, EngineKind, Output, Request, Sampling, TreeShape, VerifyPolicy,
+};
+use crate::model::llama::LlamaOptions;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Prompts (each one is a separate request prompt).
+    pub prompts: Vec<String>,
+    /// Read prompts from a file, one per line.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Samples per prompt.
+    #[arg(long, default_value_t = 1)]
+    pub n: usize,
+    #[arg(long, default_value = "seed")]
+    pub engine: EngineKind,
+    /// Target model: a GGUF path or a known name (default: the default pair).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Draft model: a GGUF path or a known name.
+    #[arg(long)]
+    pub draft: Option<String>,
+    /// Draft length of `sd` and `seed`.
+    #[arg(long, default_value_t = 3)]
+    pub gamma: usize,
+    /// Draft tree shape, e.g. 2,1,1 (default for mcsd; seed drafts a chain unless given).
+    #[arg(long)]
+    pub tree: Option<TreeShape>,
+    /// How `seed` verifies queued drafts.
+    #[arg(long, default_value = "fcfs")]
+    pub verify: VerifyPolicy,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Temperature of the draft model (default: the target's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub draft_temperature: Option<f32>,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: usize,
+    /// Stop string (repeat for several).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Send prompts as they are, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Print one JSON object per completion a line.
+    #[arg(long)]
+    pub json: bool,
+    /// KV cache cells shared by all branches.
+    #[arg(long, default_value_t = 8192)]
+    pub ctx: usize,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Write every draft and verify event to this JSON file.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+}
+
+pub fn run(args: GenerateArgs) -> Result<()> {
+    let mut prompts = args.prompts.clone();
+    if let Some(file) = &args.file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading prompts from {}", file.display()))?;
+        prompts.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    let request = Request {
+        prompts,
+        n: args.n,
+        sampling: Sampling {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            top_k: args.top_k,
+        },
+        draft_temperature: args.draft_temperature,
+        max_tokens: args.max_tokens,
+        stop: args.stop.clone(),
+        seed: args.seed,
+    };
+    // Bad requests fail before any model is loaded or fetched.
+    request.validate()?;
+    let options = LlamaOptions {
+        context: args.ctx,
+        threads: args.threads,
+        ..LlamaOptions::default()
+    };
+    let need_draft = args.engine != EngineKind::Ar;
+    let (target, draft) = load_pair(
+        args.target.as_deref(),
+        args.draft.as_deref(),
+        need_draft,
+        &options,
+    )?;
+    let config = EngineConfig {
+        kind: args.engine,
+        gamma: args.gamma,
+        tree: args.tree.clone(),
+        verify: args.verify,
+        trace: args.trace.is_some(),
+    };
+    let mut engine = Engine::new(target, draft, config)?;
+    let mut request = request;
+    if !args.raw {
+        request.prompts = request
+            .prompts
+            .iter()
+            .map(|p| engine.chat_prompt(p))
+            .collect::<Result<_, _>>()?;
+    }
+    let output = engine.generate(&request)?;
+    if let Some(path) = &args.trace {
+        write_atomic(path, &serde_json::to_vec_pretty(&output.trace)?)?;
+    }
+    print_output(&output, args.json)
+}
+
+fn print_output(output: &Output, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for c in &output.completions {
+        if json {
+            serde_json::to_writer(&mut out, c)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "--- prompt {} sample {} ({:?}, {} tokens)",
+                c.prompt_index,
+                c.sample_index,
+                c.finish_reason,
+                c.tokens.len()
+            )?;
+            writeln!(out, "{}", c.text)?;
+        }
+    }
+    let s = &output.stats;
+    eprintln!(
+        "{}: {} tokens in {:.2} s ({:.1} tokens/s); accepted {}/{} drafted ({:.0}%); {} target and {} draft forwards; peak memory {} MiB",
+        s.engine,
+        s.generated_tokens,
+        s.wall_s,
+        s.tokens_per_s(),
+        s.accepted,
+        s.drafted,
+        100.0 * s.accept_rate(),
+        s.target_forwards,
+        s.draft_forwards,
+        peak_memory_mib().map_or("?".into(), |m| m.to_string())
+    );
+    Ok(())
+}
+
+/// Peak resident memory of this process (Linux).
+pub fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Writes a file through a temporary file and a rename, so that it is never
+/// left half-written.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

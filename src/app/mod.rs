@@ -1,0 +1,75 @@
+//! The `seed` command line.
+
+mod generate;
+pub mod load;
+pub mod models;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "seed",
+    version,
+    about = "Scheduled speculative decoding for fast tree-search reasoning"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate completions for prompts with any engine.
+    Generate(generate::GenerateArgs),
+    /// Install or list models.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Install models: `default` (target and draft), `tiny`, `all` or one name.
+    Fetch {
+        #[arg(default_value = "default")]
+        which: String,
+    },
+    /// Show the known models and where they are installed.
+    List,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate::run(args),
+        Command::Models { action } => run_models(action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_models(action: ModelsAction) -> anyhow::Result<()> {
+    let dir = models::models_dir()?;
+    match action {
+        ModelsAction::Fetch { which } => {
+            for spec in models::group(&which)? {
+                let path = models::ensure(spec, &dir, true)?;
+                println!("{}\t{}", spec.name, path.display());
+            }
+        }
+        ModelsAction::List => {
+            println!("models folder: {}", dir.display());
+            for line in models::list(&dir) {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}

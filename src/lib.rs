@@ -1,0 +1,7 @@
+//! seed: scheduled speculative decoding for fast tree-search reasoning.
+//!
+//! Layers depend one way: `app` -> `decode` -> `model`.
+
+pub mod app;
+pub mod decode;
+pub mod model;
