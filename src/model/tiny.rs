@@ -28,7 +28,7 @@ impl TinyConfig {
             sharpness: 3.0,
             noise: 0.0,
             seed: 7,
-            context: 1 << 16,
+            context: 1 << 22,
         }
     }
 
