@@ -69,7 +69,11 @@ fn expected_pairs() -> HashMap<(u32, u32), f64> {
 
 /// Pearson's chi-square statistic and its 0.1% critical value; cells expected
 /// fewer than 5 times are pooled.
-fn chi_square(counts: &HashMap<(u32, u32), usize>, expected: &HashMap<(u32, u32), f64>, n: usize) -> (f64, f64) {
+fn chi_square(
+    counts: &HashMap<(u32, u32), usize>,
+    expected: &HashMap<(u32, u32), f64>,
+    n: usize,
+) -> (f64, f64) {
     let mut stat = 0.0;
     let mut cells = 0;
     let (mut pooled_o, mut pooled_e) = (0.0, 0.0);
@@ -84,7 +88,11 @@ fn chi_square(counts: &HashMap<(u32, u32), usize>, expected: &HashMap<(u32, u32)
             cells += 1;
         }
     }
-    let impossible: usize = counts.iter().filter(|(k, _)| !expected.contains_key(k)).map(|(_, c)| c).sum();
+    let impossible: usize = counts
+        .iter()
+        .filter(|(k, _)| !expected.contains_key(k))
+        .map(|(_, c)| c)
+        .sum();
     assert_eq!(impossible, 0, "sampled a pair the target cannot produce");
     if pooled_e > 0.0 {
         stat += (pooled_o - pooled_e).powi(2) / pooled_e;
@@ -97,7 +105,11 @@ fn chi_square(counts: &HashMap<(u32, u32), usize>, expected: &HashMap<(u32, u32)
     (stat, critical)
 }
 
-fn engine_pairs(kind: EngineKind, tree: Option<&str>, verify: VerifyPolicy) -> HashMap<(u32, u32), usize> {
+fn engine_pairs(
+    kind: EngineKind,
+    tree: Option<&str>,
+    verify: VerifyPolicy,
+) -> HashMap<(u32, u32), usize> {
     let config = EngineConfig {
         kind,
         gamma: 3,
@@ -126,7 +138,11 @@ fn engine_pairs(kind: EngineKind, tree: Option<&str>, verify: VerifyPolicy) -> H
     let mut counts = HashMap::new();
     for c in out.completions {
         let first = c.tokens.first().copied().unwrap_or(0);
-        let second = if first == 0 { 0 } else { c.tokens.get(1).copied().unwrap_or(0) };
+        let second = if first == 0 {
+            0
+        } else {
+            c.tokens.get(1).copied().unwrap_or(0)
+        };
         *counts.entry((first, second)).or_insert(0) += 1;
     }
     counts
@@ -147,7 +163,10 @@ fn speculative_engines_sample_the_target_distribution() {
         let counts = engine_pairs(kind, tree, verify);
         let (stat, critical) = chi_square(&counts, &expected, SAMPLES);
         eprintln!("{kind} {tree:?} {verify:?}: chi-square {stat:.1}, critical {critical:.1}");
-        assert!(stat < critical, "{kind} {tree:?}: chi-square {stat:.1} >= {critical:.1}");
+        assert!(
+            stat < critical,
+            "{kind} {tree:?}: chi-square {stat:.1} >= {critical:.1}"
+        );
     }
 }
 
@@ -186,5 +205,8 @@ fn the_test_rejects_a_wrong_acceptance_rule() {
     }
     let (stat, critical) = chi_square(&counts, &expected, SAMPLES);
     eprintln!("wrong rule: chi-square {stat:.1}, critical {critical:.1}");
-    assert!(stat > critical, "the wrong rule passed: chi-square {stat:.1} < {critical:.1}");
+    assert!(
+        stat > critical,
+        "the wrong rule passed: chi-square {stat:.1} < {critical:.1}"
+    );
 }

