@@ -87,6 +87,10 @@ impl Engine {
                 d.release(s);
             }
         }
+        self.target.reclaim();
+        if let Some(d) = self.draft.as_mut() {
+            d.reclaim();
+        }
         let trace = result?;
         stats.wall_s = start.elapsed().as_secs_f64();
         for b in &mut branches {

@@ -2,6 +2,14 @@
 //!
 //! All sequences live in one unified KV cache, so `fork` only tags the source's
 //! cells with the new sequence id: branches share their prompt without a copy.
+//!
+//! Dropped tokens (truncated or released) are not freed at once but moved to a
+//! reserved "retired" sequence until [`Model::reclaim`]. llama.cpp's attention
+//! sums a sequence's cells in cell order, and places new tokens in the first
+//! free cells it finds; a token placed in a hole before older tokens of its
+//! sequence changes the rounding (measured on SmolLM2: logits off by up to
+//! 0.7, enough to flip greedy choices). Keeping holes closed keeps every
+//! sequence's cells in position order, as in plain one-sequence decoding.
 
 use super::{BatchToken, Model, ModelError, Result, SeqId, Token};
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -56,8 +64,11 @@ pub struct LlamaLm {
     name: String,
     vocab_size: usize,
     context: usize,
-    /// Cached length of each live sequence, indexed by sequence id.
+    /// Cached length of each live sequence, indexed by sequence id; the last id
+    /// is reserved for retired cells.
     lens: Vec<Option<usize>>,
+    /// Whether any cell is retired.
+    retired: bool,
     /// Batch index of each requested logits row of the last forward.
     rows: Vec<i32>,
     batch: LlamaBatch<'static>,
@@ -87,7 +98,7 @@ impl LlamaLm {
         } else {
             options.threads
         } as i32;
-        let max_sequences = options.max_sequences.clamp(1, 256);
+        let max_sequences = options.max_sequences.clamp(2, 256);
         let context = options.context.max(64);
         let cparams = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(context as u32))
@@ -116,6 +127,7 @@ impl LlamaLm {
             vocab_size,
             context,
             lens: vec![None; max_sequences],
+            retired: false,
             rows: Vec::new(),
             batch: LlamaBatch::new(1, 1),
             batch_capacity: 0,
@@ -130,11 +142,31 @@ impl LlamaLm {
     }
 
     fn free_id(&self) -> Result<SeqId> {
-        self.lens
+        let usable = self.lens.len() - 1;
+        self.lens[..usable]
             .iter()
             .position(Option::is_none)
             .map(|i| SeqId(i as u32))
-            .ok_or(ModelError::OutOfSequences(self.lens.len()))
+            .ok_or(ModelError::OutOfSequences(usable))
+    }
+
+    fn retired_id(&self) -> i32 {
+        self.lens.len() as i32 - 1
+    }
+
+    /// Moves the cells of `seq` from position `from` on to the retired sequence.
+    fn retire(&mut self, seq: SeqId, from: usize) -> Result<()> {
+        let err = |e: llama_cpp_2::context::kv_cache::KvCacheConversionError| {
+            ModelError::Forward(e.to_string())
+        };
+        self.ctx
+            .copy_kv_cache_seq(seq.0 as i32, self.retired_id(), Some(from as u32), None)
+            .map_err(err)?;
+        self.ctx
+            .clear_kv_cache_seq(Some(seq.0), Some(from as u32), None)
+            .map_err(err)?;
+        self.retired = true;
+        Ok(())
     }
 }
 
@@ -184,17 +216,26 @@ impl Model for LlamaLm {
         let cur = self.len_mut(seq)?;
         if len < *cur {
             *cur = len;
-            self.ctx
-                .clear_kv_cache_seq(Some(seq.0), Some(len as u32), None)
-                .map_err(|e| ModelError::Forward(e.to_string()))?;
+            self.retire(seq, len)?;
         }
         Ok(())
     }
 
     fn release(&mut self, seq: SeqId) {
-        if let Some(slot @ Some(_)) = self.lens.get_mut(seq.0 as usize) {
-            *slot = None;
-            let _ = self.ctx.clear_kv_cache_seq(Some(seq.0), None, None);
+        if seq.0 as i32 != self.retired_id() && self.seq_len(seq).is_ok() {
+            self.lens[seq.0 as usize] = None;
+            if self.retire(seq, 0).is_err() {
+                let _ = self.ctx.clear_kv_cache_seq(Some(seq.0), None, None);
+            }
+        }
+    }
+
+    fn reclaim(&mut self) {
+        if self.retired {
+            let _ = self
+                .ctx
+                .clear_kv_cache_seq(Some(self.retired_id() as u32), None, None);
+            self.retired = false;
         }
     }
 
@@ -251,7 +292,13 @@ impl Model for LlamaLm {
                 self.rows.push(i as i32);
             }
         }
-        match self.ctx.decode(&mut self.batch) {
+        let mut status = self.ctx.decode(&mut self.batch);
+        if status == Err(DecodeError::NoKvCacheSlot) && self.retired {
+            // Out of room: give up cell order for room (see the module comment).
+            self.reclaim();
+            status = self.ctx.decode(&mut self.batch);
+        }
+        match status {
             Ok(()) => {}
             Err(DecodeError::NoKvCacheSlot) => {
                 self.rows.clear();

@@ -64,8 +64,11 @@ pub trait Model {
     fn fork(&mut self, src: SeqId) -> Result<SeqId>;
     /// Drops the cached tokens of `seq` from position `len` on.
     fn truncate(&mut self, seq: SeqId, len: usize) -> Result<()>;
-    /// Frees `seq` and the cells only it used.
+    /// Drops `seq`.
     fn release(&mut self, seq: SeqId);
+    /// Frees the cells of dropped tokens. A backend may keep them occupied
+    /// until then, so that new tokens never fill holes among older ones.
+    fn reclaim(&mut self) {}
     /// Number of cached tokens of `seq`.
     fn seq_len(&self, seq: SeqId) -> Result<usize>;
 

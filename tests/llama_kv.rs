@@ -1,0 +1,129 @@
+//! The llama.cpp backend's KV cache: truncation, forks and token trees give the
+//! logits of a fresh run over the same tokens.
+
+mod common;
+
+use seed::model::{BatchToken, Model, SeqId};
+
+/// Largest logit difference tolerated between a batched and a one-token
+/// forward over the same tokens. SmolLM2 is Q4_1/Q8_0, whose CPU kernels
+/// give near-identical results whatever the batch; K-quants differ more.
+const TOLERANCE: f32 = 0.05;
+
+fn feed(model: &mut dyn Model, seq: SeqId, tokens: &[u32], logits_all: bool) -> Vec<Vec<f32>> {
+    let start = model.seq_len(seq).unwrap();
+    let batch: Vec<BatchToken> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, &token)| BatchToken {
+            token,
+            pos: start + i,
+            seqs: vec![seq],
+            logits: logits_all || i + 1 == tokens.len(),
+        })
+        .collect();
+    model.forward(&batch).unwrap();
+    let rows = if logits_all { tokens.len() } else { 1 };
+    (0..rows).map(|r| model.logits(r).to_vec()).collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Logits after each of `tokens`, one token per forward (plain decoding).
+fn one_by_one(model: &mut dyn Model, prompt: &[u32], tokens: &[u32]) -> Vec<Vec<f32>> {
+    let seq = model.create().unwrap();
+    feed(model, seq, prompt, false);
+    let out = tokens
+        .iter()
+        .map(|&t| feed(model, seq, &[t], false).remove(0))
+        .collect();
+    model.release(seq);
+    out
+}
+
+#[test]
+fn truncation_after_rejection_gives_fresh_logits() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let mut model = common::smollm(2048);
+    let prompt = model.tokenize("The capital of France is", true).unwrap();
+    let good = model
+        .tokenize(" Paris, and the capital of Italy is Rome.", false)
+        .unwrap();
+    let fresh = one_by_one(&mut model, &prompt, &good);
+
+    let seq = model.create().unwrap();
+    feed(&mut model, seq, &prompt, false);
+    // A draft whose last three tokens are wrong: verify it, then drop them.
+    let mut draft = good[..3].to_vec();
+    draft.extend(model.tokenize(" Berlin Madrid Oslo", false).unwrap());
+    feed(&mut model, seq, &draft, true);
+    model.truncate(seq, prompt.len() + 3).unwrap();
+    assert_eq!(model.seq_len(seq).unwrap(), prompt.len() + 3);
+    let rest = feed(&mut model, seq, &good[3..], true);
+    for (i, row) in rest.iter().enumerate() {
+        let d = max_diff(row, &fresh[3 + i]);
+        assert!(d < TOLERANCE, "position {i}: logits differ by {d}");
+    }
+}
+
+#[test]
+fn token_tree_paths_give_the_logits_of_their_chains() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let mut model = common::smollm(2048);
+    let prompt = model.tokenize("One, two, three,", true).unwrap();
+    let a = model.tokenize(" four, five", false).unwrap();
+    let b = model.tokenize(" 4, 5", false).unwrap();
+    let fresh_a = one_by_one(&mut model, &prompt, &a);
+    let fresh_b = one_by_one(&mut model, &prompt, &b);
+
+    // Prompt but its last token, then a fork; the last prompt token is shared by both paths.
+    let s0 = model.create().unwrap();
+    feed(&mut model, s0, &prompt[..prompt.len() - 1], false);
+    let s1 = model.fork(s0).unwrap();
+    let n = prompt.len() - 1;
+    let mut batch = vec![BatchToken {
+        token: prompt[n],
+        pos: n,
+        seqs: vec![s0, s1],
+        logits: true,
+    }];
+    for (path, seq) in [(&a, s0), (&b, s1)] {
+        for (i, &t) in path.iter().enumerate() {
+            batch.push(BatchToken {
+                token: t,
+                pos: n + 1 + i,
+                seqs: vec![seq],
+                logits: true,
+            });
+        }
+    }
+    model.forward(&batch).unwrap();
+    let mut row = 1;
+    for fresh in [&fresh_a, &fresh_b] {
+        for (i, expect) in fresh.iter().enumerate() {
+            let d = max_diff(model.logits(row), expect);
+            assert!(
+                d < TOLERANCE,
+                "tree row {row} (token {i}): logits differ by {d}"
+            );
+            row += 1;
+        }
+    }
+    // The fork keeps only its own path after releasing the other.
+    model.release(s0);
+    assert_eq!(model.seq_len(s1).unwrap(), n + 1 + b.len());
+    let next = feed(&mut model, s1, &[b[0]], false);
+    let check = {
+        let mut m2 = common::smollm(2048);
+        let mut path = b.clone();
+        path.push(b[0]);
+        one_by_one(&mut m2, &prompt, &path).pop().unwrap()
+    };
+    let d = max_diff(&next[0], &check);
+    assert!(d < TOLERANCE, "after release, logits differ by {d}");
+}
