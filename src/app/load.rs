@@ -35,13 +35,16 @@ pub fn load(arg: &str, options: &LlamaOptions) -> Result<Box<dyn Model>> {
     Ok(Box::new(model))
 }
 
+/// A target model and, for speculative engines, a draft.
+pub type ModelPair = (Box<dyn Model>, Option<Box<dyn Model>>);
+
 /// The target and (when wanted) the draft: the given ones, else the default pair.
 pub fn load_pair(
     target: Option<&str>,
     draft: Option<&str>,
     need_draft: bool,
     options: &LlamaOptions,
-) -> Result<(Box<dyn Model>, Option<Box<dyn Model>>)> {
+) -> Result<ModelPair> {
     let target_arg = target.unwrap_or(models::TARGET_DEFAULT);
     let draft_arg = match (target, draft) {
         (_, Some(d)) => Some(d),

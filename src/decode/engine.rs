@@ -215,6 +215,7 @@ fn process_prompts(model: &mut dyn Model, prompts: &[Vec<Token>]) -> Result<Vec<
         .iter()
         .map(|_| model.create())
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    let chunk = PREFILL_CHUNK.min(model.context_size());
     let mut batch = Vec::new();
     for (prompt, &seq) in prompts.iter().zip(&seqs) {
         for (pos, &token) in prompt[..prompt.len() - 1].iter().enumerate() {
@@ -224,7 +225,7 @@ fn process_prompts(model: &mut dyn Model, prompts: &[Vec<Token>]) -> Result<Vec<
                 seqs: vec![seq],
                 logits: false,
             });
-            if batch.len() == PREFILL_CHUNK {
+            if batch.len() == chunk {
                 model.forward(&batch)?;
                 batch.clear();
             }

@@ -98,8 +98,12 @@ impl LlamaLm {
         } else {
             options.threads
         } as i32;
-        let max_sequences = options.max_sequences.clamp(2, 256);
-        let context = options.context.max(64);
+        // llama.cpp pads the context to a multiple of 256; do it here so that
+        // a batch (at most the context) always fits.
+        let context = options.context.max(256).div_ceil(256) * 256;
+        // llama.cpp aborts if it may need more output rows (one per sequence)
+        // than a batch holds, and a batch holds at most the context.
+        let max_sequences = options.max_sequences.min(context / 2).clamp(2, 256);
         let cparams = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(context as u32))
             .with_n_batch(context as u32)
@@ -275,6 +279,9 @@ impl Model for LlamaLm {
                 }
                 *len += 1;
             }
+        }
+        if batch.len() > self.context {
+            return Err(ModelError::CacheFull(self.context));
         }
         if batch.len() > self.batch_capacity {
             self.batch_capacity = batch.len().next_power_of_two();

@@ -8,16 +8,18 @@ use std::sync::Mutex;
 /// llama.cpp uses every core; tests on real models take turns.
 pub static REAL_MODEL_LOCK: Mutex<()> = Mutex::new(());
 
-/// The SmolLM2 GGUF, installed by `seed models fetch tiny` (CI does it first).
-pub fn smollm_path() -> PathBuf {
+/// A known model's GGUF, fetched on first use (once per test binary).
+pub fn model_path(name: &str) -> PathBuf {
+    static FETCH: Mutex<()> = Mutex::new(());
+    let _once = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     let dir = seed::app::models::models_dir().expect("models folder");
-    let spec = seed::app::models::spec(seed::app::models::TINY).unwrap();
-    seed::app::models::installed_path(spec, &dir).unwrap_or_else(|| {
-        panic!(
-            "SmolLM2 is not installed in {}: run `cargo run --release -- models fetch tiny` first",
-            dir.display()
-        )
-    })
+    let spec = seed::app::models::spec(name).unwrap();
+    seed::app::models::ensure(spec, &dir, false)
+        .unwrap_or_else(|e| panic!("cannot install {name} in {}: {e:#}", dir.display()))
+}
+
+pub fn smollm_path() -> PathBuf {
+    model_path(seed::app::models::TINY)
 }
 
 pub fn smollm(context: usize) -> LlamaLm {
