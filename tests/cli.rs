@@ -26,7 +26,9 @@ fn smollm() -> String {
 }
 
 fn qwen_draft() -> String {
-    common::model_path(seed::app::models::DRAFT_DEFAULT).display().to_string()
+    common::model_path(seed::app::models::DRAFT_DEFAULT)
+        .display()
+        .to_string()
 }
 
 #[test]

@@ -74,7 +74,7 @@ impl Engine {
             context: self.target.context_size(),
         };
         let mut stats = RunStats {
-            engine: self.config.kind.to_string(),
+            engine: self.config.label(),
             prompt_tokens: prompts.iter().map(Vec::len).sum(),
             ..RunStats::default()
         };

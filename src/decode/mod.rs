@@ -222,6 +222,29 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// A short name such as `seed-batched[2,1,1]` for reports.
+    pub fn label(&self) -> String {
+        let mut label = self.kind.to_string();
+        if self.kind == EngineKind::Seed {
+            label += if self.verify == VerifyPolicy::Fcfs {
+                "-fcfs"
+            } else {
+                "-batched"
+            };
+        }
+        if self.kind != EngineKind::Ar {
+            let shape = self
+                .shape()
+                .0
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            label += &format!("[{shape}]");
+        }
+        label
+    }
+
     /// The draft shape this configuration uses.
     pub fn shape(&self) -> TreeShape {
         match (&self.tree, self.kind) {

@@ -1,0 +1,5 @@
+//! The search layer: tree search over thoughts (BFS, DFS, beam) on reasoning
+//! tasks. It talks to the decode layer only through batch requests.
+
+pub mod task;
+pub mod tasks;

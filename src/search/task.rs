@@ -1,0 +1,61 @@
+//! What a reasoning task gives the search: its prompts, how to read the
+//! model's answers, and how to check a final answer.
+//!
+//! A state is the text of the thoughts so far (one thought per line group).
+//! Prompts are plain user messages; the search renders them with the model's
+//! chat template and sends each step to the engine as one batch request.
+
+/// How thoughts are asked for at one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SampleSpec {
+    /// The prompt; each of the k samples is one thought.
+    pub prompt: String,
+    /// Strings that end one thought.
+    pub stop: Vec<String>,
+    pub max_tokens: usize,
+}
+
+/// The result of checking a final state.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Check {
+    /// The answer found in the state, if any.
+    pub answer: Option<String>,
+    pub correct: bool,
+    /// A score for tasks graded on a scale (Creative Writing), else 1 or 0.
+    pub score: f64,
+}
+
+pub trait Task {
+    fn name(&self) -> &'static str;
+    /// The problem as shown to a person.
+    fn problem(&self) -> &str;
+    /// Number of thought steps from the root to a final state.
+    fn steps(&self) -> usize;
+
+    /// `sample` generation: one prompt, k samples, each one next thought after `state`.
+    fn sample(&self, state: &str, step: usize) -> SampleSpec;
+    /// `propose` generation: one prompt whose answer lists several next thoughts.
+    fn propose(&self, state: &str, step: usize) -> SampleSpec;
+    /// Splits a `propose` answer into thoughts.
+    fn parse_proposals(&self, state: &str, output: &str) -> Vec<String>;
+    /// Appends a thought to a state.
+    fn extend(&self, state: &str, thought: &str) -> String {
+        if state.is_empty() {
+            thought.trim().to_string()
+        } else {
+            format!("{}\n{}", state, thought.trim())
+        }
+    }
+
+    /// `value` evaluation: a prompt about one state, sampled n_evaluate times.
+    fn value(&self, state: &str, step: usize) -> SampleSpec;
+    /// The state's value from the sampled answers of its value prompt.
+    fn value_of(&self, state: &str, outputs: &[String]) -> f64;
+    /// `vote` evaluation: one prompt comparing the states, sampled n_evaluate times.
+    fn vote(&self, states: &[String], step: usize) -> SampleSpec;
+    /// Votes per state from the sampled answers of the vote prompt.
+    fn votes(&self, states: &[String], outputs: &[String]) -> Vec<f64>;
+
+    /// Checks a final state.
+    fn check(&self, state: &str) -> Check;
+}

@@ -1,0 +1,1 @@
+//! The reasoning tasks: prompts, parsers and checkers.
