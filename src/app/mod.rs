@@ -1,6 +1,7 @@
 //! The `seed` command line.
 
 mod generate;
+pub mod html;
 pub mod load;
 pub mod models;
 

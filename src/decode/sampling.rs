@@ -4,7 +4,7 @@ use crate::model::Token;
 use rand::Rng;
 
 /// How tokens are chosen from the logits.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Sampling {
     /// 0 picks the most likely token (greedy).
     pub temperature: f32,

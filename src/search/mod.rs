@@ -1,5 +1,8 @@
 //! The search layer: tree search over thoughts (BFS, DFS, beam) on reasoning
 //! tasks. It talks to the decode layer only through batch requests.
 
+pub mod algorithms;
+pub mod llm;
 pub mod task;
+pub mod tree;
 pub mod tasks;

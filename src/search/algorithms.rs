@@ -1,0 +1,357 @@
+//! BFS, DFS and beam search over thoughts. Every generation and evaluation
+//! step is one batch request, so the engine sees all its branches at once.
+
+use super::llm::Llm;
+use super::task::{SampleSpec, Task};
+use super::tree::{Phase, Status, StepRecord, Tree};
+use crate::decode::{Request, Sampling};
+use anyhow::Result;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Instant;
+
+macro_rules! choice_enum {
+    ($name:ident { $($variant:ident = $text:literal),+ }) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!("unknown {} {s:?} (expected {})", stringify!($name).to_lowercase(),
+                        [$($text),+].join(" or "))),
+                }
+            }
+        }
+    };
+}
+
+choice_enum!(Method { Bfs = "bfs", Dfs = "dfs", Beam = "beam" });
+choice_enum!(Generation { Sample = "sample", Propose = "propose" });
+choice_enum!(Evaluation { Value = "value", Vote = "vote" });
+choice_enum!(Selection { Greedy = "greedy", Sample = "sample" });
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchConfig {
+    pub method: Method,
+    pub generation: Generation,
+    pub evaluation: Evaluation,
+    /// Thoughts generated per expanded state.
+    pub k: usize,
+    /// States kept per step (BFS), beam width (beam).
+    pub b: usize,
+    /// Thought steps; `None` uses the task's.
+    pub steps: Option<usize>,
+    /// Samples of each evaluation prompt.
+    pub n_evaluate: usize,
+    pub selection: Selection,
+    /// DFS: children scoring below this are pruned.
+    pub threshold: f64,
+    /// DFS: most states to generate.
+    pub budget: usize,
+    pub sampling: Sampling,
+    pub seed: u64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            method: Method::Bfs,
+            generation: Generation::Sample,
+            evaluation: Evaluation::Value,
+            k: 3,
+            b: 1,
+            steps: None,
+            n_evaluate: 1,
+            selection: Selection::Greedy,
+            threshold: 0.0,
+            budget: 100,
+            sampling: Sampling {
+                temperature: 0.7,
+                ..Sampling::default()
+            },
+            seed: 0,
+        }
+    }
+}
+
+impl SearchConfig {
+    pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(self.k >= 1, "k (thoughts per state) must be at least 1");
+        anyhow::ensure!(self.b >= 1, "b (states kept per step) must be at least 1");
+        anyhow::ensure!(self.n_evaluate >= 1, "n_evaluate must be at least 1");
+        anyhow::ensure!(self.steps != Some(0), "steps must be at least 1");
+        Ok(())
+    }
+}
+
+/// Called after every batch request with the tree so far.
+pub type OnStep<'a> = dyn FnMut(&Tree, &StepRecord) + 'a;
+
+/// Runs one search and returns its tree.
+pub fn search(llm: &mut dyn Llm, task: &dyn Task, config: &SearchConfig, on_step: &mut OnStep) -> Result<Tree> {
+    config.validate()?;
+    let mut s = Searcher {
+        llm,
+        task,
+        config,
+        tree: Tree::new(task.name(), task.problem()),
+        rng: ChaCha8Rng::seed_from_u64(config.seed),
+        requests: 0,
+        start: Instant::now(),
+        on_step,
+    };
+    let final_node = match config.method {
+        Method::Bfs | Method::Beam => s.breadth_first()?,
+        Method::Dfs => s.depth_first()?,
+    };
+    s.tree.path = s.tree.path_to(final_node);
+    s.tree.answer = Some(task.check(&s.tree.nodes[final_node].state));
+    s.tree.wall_s = s.start.elapsed().as_secs_f64();
+    Ok(s.tree)
+}
+
+struct Searcher<'a, 'b> {
+    llm: &'a mut dyn Llm,
+    task: &'a dyn Task,
+    config: &'a SearchConfig,
+    tree: Tree,
+    rng: ChaCha8Rng,
+    requests: u64,
+    start: Instant,
+    on_step: &'a mut OnStep<'b>,
+}
+
+impl Searcher<'_, '_> {
+    fn steps(&self) -> usize {
+        self.config.steps.unwrap_or_else(|| self.task.steps())
+    }
+
+    /// Sends one batch request: `n` samples of each prompt. Returns the texts
+    /// and token counts per prompt.
+    fn ask(&mut self, specs: &[SampleSpec], n: usize, step: usize, phase: Phase) -> Result<Vec<Vec<(String, usize)>>> {
+        let first = &specs[0];
+        let prompts = specs
+            .iter()
+            .map(|s| self.llm.chat(&s.prompt))
+            .collect::<Result<Vec<_>>>()?;
+        let request = Request {
+            prompts,
+            n,
+            sampling: self.config.sampling.clone(),
+            draft_temperature: None,
+            max_tokens: specs.iter().map(|s| s.max_tokens).max().unwrap_or(first.max_tokens),
+            stop: first.stop.clone(),
+            // A new seed per request, so repeated prompts give new samples.
+            seed: self.config.seed.wrapping_mul(1_000_003).wrapping_add(self.requests),
+        };
+        self.requests += 1;
+        let t0 = Instant::now();
+        let output = self.llm.generate(&request)?;
+        let record = StepRecord {
+            step,
+            phase,
+            prompts: specs.len(),
+            wall_s: t0.elapsed().as_secs_f64(),
+            stats: output.stats,
+        };
+        let mut out = vec![Vec::new(); specs.len()];
+        for c in output.completions {
+            out[c.prompt_index].push((c.text, c.tokens.len()));
+        }
+        (self.on_step)(&self.tree, &record);
+        self.tree.steps.push(record);
+        Ok(out)
+    }
+
+    /// Generates the children of `parents` in one request. Identical new
+    /// states are kept once.
+    fn expand(&mut self, parents: &[usize], step: usize) -> Result<Vec<usize>> {
+        let states: Vec<String> = parents.iter().map(|&p| self.tree.nodes[p].state.clone()).collect();
+        let (specs, n): (Vec<SampleSpec>, usize) = match self.config.generation {
+            Generation::Sample => (states.iter().map(|s| self.task.sample(s, step)).collect(), self.config.k),
+            Generation::Propose => (states.iter().map(|s| self.task.propose(s, step)).collect(), 1),
+        };
+        let t0 = Instant::now();
+        let outputs = self.ask(&specs, n, step, Phase::Generate)?;
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut children = Vec::new();
+        for ((&parent, state), samples) in parents.iter().zip(&states).zip(outputs) {
+            let thoughts: Vec<(String, usize)> = match self.config.generation {
+                Generation::Sample => samples,
+                Generation::Propose => {
+                    let (text, tokens) = samples.into_iter().next().unwrap_or_default();
+                    let proposals = self.task.parse_proposals(state, &text);
+                    let share = tokens / proposals.len().max(1);
+                    proposals.into_iter().take(self.config.k).map(|p| (p, share)).collect()
+                }
+            };
+            for (thought, tokens) in thoughts {
+                let thought = thought.trim().to_string();
+                if thought.is_empty() {
+                    continue;
+                }
+                let new_state = self.task.extend(state, &thought);
+                if seen.contains_key(&new_state) {
+                    continue;
+                }
+                let id = self.tree.add(parent, thought, new_state.clone(), tokens);
+                seen.insert(new_state, id);
+                children.push(id);
+            }
+        }
+        let share = t0.elapsed().as_secs_f64() / children.len().max(1) as f64;
+        for &c in &children {
+            self.tree.nodes[c].time_s = share;
+        }
+        Ok(children)
+    }
+
+    /// Scores `nodes` in one request.
+    fn evaluate(&mut self, nodes: &[usize], step: usize) -> Result<()> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let states: Vec<String> = nodes.iter().map(|&n| self.tree.nodes[n].state.clone()).collect();
+        let scores = match self.config.evaluation {
+            Evaluation::Value => {
+                let specs: Vec<SampleSpec> = states.iter().map(|s| self.task.value(s, step)).collect();
+                let outputs = self.ask(&specs, self.config.n_evaluate, step, Phase::Evaluate)?;
+                states
+                    .iter()
+                    .zip(outputs)
+                    .map(|(s, o)| self.task.value_of(s, &o.into_iter().map(|(t, _)| t).collect::<Vec<_>>()))
+                    .collect::<Vec<f64>>()
+            }
+            Evaluation::Vote => {
+                let spec = self.task.vote(&states, step);
+                let outputs = self.ask(&[spec], self.config.n_evaluate, step, Phase::Evaluate)?;
+                let texts: Vec<String> = outputs.into_iter().flatten().map(|(t, _)| t).collect();
+                self.task.votes(&states, &texts)
+            }
+        };
+        for (&n, score) in nodes.iter().zip(scores) {
+            self.tree.nodes[n].score = Some(score);
+        }
+        Ok(())
+    }
+
+    /// The score BFS and beam rank by: the newest value (BFS) or the sum along
+    /// the path (beam).
+    fn rank_score(&self, id: usize) -> f64 {
+        match self.config.method {
+            Method::Beam => self.tree.cumulative_score(id),
+            _ => self.tree.nodes[id].score.unwrap_or(0.0),
+        }
+    }
+
+    /// BFS (Tree of Thoughts) and beam search: expand every kept state, score
+    /// the children, keep the best b.
+    fn breadth_first(&mut self) -> Result<usize> {
+        let mut frontier = vec![0];
+        for step in 0..self.steps() {
+            let children = self.expand(&frontier, step)?;
+            if children.is_empty() {
+                break;
+            }
+            self.evaluate(&children, step)?;
+            let kept = self.select(&children);
+            for &c in &children {
+                self.tree.nodes[c].status = if kept.contains(&c) { Status::Kept } else { Status::Pruned };
+            }
+            frontier = kept;
+        }
+        // The best state of the last frontier (the root if nothing was generated).
+        Ok(self.best(&frontier))
+    }
+
+    fn best(&self, ids: &[usize]) -> usize {
+        let mut best = ids[0];
+        for &id in ids {
+            if self.rank_score(id) > self.rank_score(best) {
+                best = id;
+            }
+        }
+        best
+    }
+
+    /// The b children to keep: the highest ranked (ties to the earlier), or
+    /// sampled in proportion to their scores without replacement.
+    fn select(&mut self, children: &[usize]) -> Vec<usize> {
+        let b = self.config.b.min(children.len());
+        let mut ranked: Vec<(usize, f64)> = children.iter().map(|&c| (c, self.rank_score(c))).collect();
+        match self.config.selection {
+            Selection::Greedy => {
+                ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+                ranked.truncate(b);
+                ranked.into_iter().map(|(c, _)| c).collect()
+            }
+            Selection::Sample => {
+                let mut kept = Vec::new();
+                while kept.len() < b {
+                    let total: f64 = ranked.iter().map(|r| r.1.max(0.0)).sum();
+                    let i = if total > 0.0 {
+                        let mut u = self.rng.gen::<f64>() * total;
+                        ranked
+                            .iter()
+                            .position(|r| {
+                                u -= r.1.max(0.0);
+                                u < 0.0
+                            })
+                            .unwrap_or(ranked.len() - 1)
+                    } else {
+                        self.rng.gen_range(0..ranked.len())
+                    };
+                    kept.push(ranked.remove(i).0);
+                }
+                kept.sort_unstable();
+                kept
+            }
+        }
+    }
+
+    /// DFS: expand the best child first, prune children below the threshold,
+    /// backtrack when a state has no child left; stop at the first state that
+    /// reaches the last step, or when the budget of states is spent.
+    fn depth_first(&mut self) -> Result<usize> {
+        let steps = self.steps();
+        let mut best_partial = 0;
+        let found = self.dfs(0, 0, steps, &mut best_partial)?;
+        Ok(found.unwrap_or(best_partial))
+    }
+
+    fn dfs(&mut self, node: usize, step: usize, steps: usize, best_partial: &mut usize) -> Result<Option<usize>> {
+        if step == steps {
+            return Ok(Some(node));
+        }
+        // The root is not a generated state.
+        if self.tree.nodes.len() - 1 >= self.config.budget {
+            return Ok(None);
+        }
+        let mut children = self.expand(&[node], step)?;
+        self.evaluate(&children, step)?;
+        let score = |t: &Tree, c: usize| t.nodes[c].score.unwrap_or(0.0);
+        children.sort_by(|&x, &y| score(&self.tree, y).total_cmp(&score(&self.tree, x)).then(x.cmp(&y)));
+        for c in children {
+            if score(&self.tree, c) < self.config.threshold {
+                self.tree.nodes[c].status = Status::Pruned;
+                continue;
+            }
+            self.tree.nodes[c].status = Status::Kept;
+            let (d, bd) = (self.tree.nodes[c].depth, self.tree.nodes[*best_partial].depth);
+            if d > bd || (d == bd && score(&self.tree, c) > self.tree.nodes[*best_partial].score.unwrap_or(f64::MIN)) {
+                *best_partial = c;
+            }
+            if let Some(found) = self.dfs(c, step + 1, steps, best_partial)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,135 @@
+//! The record of one search: every node with its thought, score and fate,
+//! and the engine statistics of every step.
+
+use super::task::Check;
+use crate::decode::RunStats;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Root,
+    /// Selected to be expanded further (or, at the last step, a final candidate).
+    Kept,
+    /// Evaluated and dropped.
+    Pruned,
+    /// Generated but never evaluated or chosen (a DFS that stopped early).
+    Unexplored,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Node {
+    pub id: usize,
+    pub parent: Option<usize>,
+    pub depth: usize,
+    /// The thought this node adds to its parent's state.
+    pub thought: String,
+    /// All thoughts from the root.
+    pub state: String,
+    pub score: Option<f64>,
+    pub status: Status,
+    /// Tokens generated for this thought.
+    pub tokens: usize,
+    /// This node's share of its generation step's time.
+    pub time_s: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Generate,
+    Evaluate,
+}
+
+/// One batch request of the search.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepRecord {
+    pub step: usize,
+    pub phase: Phase,
+    pub prompts: usize,
+    pub wall_s: f64,
+    pub stats: RunStats,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tree {
+    pub task: String,
+    pub problem: String,
+    pub nodes: Vec<Node>,
+    pub steps: Vec<StepRecord>,
+    /// Root to the chosen final node.
+    pub path: Vec<usize>,
+    pub answer: Option<Check>,
+    pub wall_s: f64,
+}
+
+impl Tree {
+    pub fn new(task: &str, problem: &str) -> Self {
+        Tree {
+            task: task.to_string(),
+            problem: problem.to_string(),
+            nodes: vec![Node {
+                id: 0,
+                parent: None,
+                depth: 0,
+                thought: String::new(),
+                state: String::new(),
+                score: None,
+                status: Status::Root,
+                tokens: 0,
+                time_s: 0.0,
+            }],
+            steps: Vec::new(),
+            path: Vec::new(),
+            answer: None,
+            wall_s: 0.0,
+        }
+    }
+
+    pub fn add(&mut self, parent: usize, thought: String, state: String, tokens: usize) -> usize {
+        let id = self.nodes.len();
+        let depth = self.nodes[parent].depth + 1;
+        self.nodes.push(Node {
+            id,
+            parent: Some(parent),
+            depth,
+            thought,
+            state,
+            score: None,
+            status: Status::Unexplored,
+            tokens,
+            time_s: 0.0,
+        });
+        id
+    }
+
+    /// Node ids from the root to `id`.
+    pub fn path_to(&self, id: usize) -> Vec<usize> {
+        let mut path = vec![id];
+        while let Some(p) = self.nodes[*path.last().unwrap()].parent {
+            path.push(p);
+        }
+        path.reverse();
+        path
+    }
+
+    /// Sum of the scores from the root to `id`.
+    pub fn cumulative_score(&self, id: usize) -> f64 {
+        self.path_to(id).iter().filter_map(|&n| self.nodes[n].score).sum()
+    }
+
+    pub fn generated_tokens(&self) -> usize {
+        self.steps.iter().map(|s| s.stats.generated_tokens).sum()
+    }
+
+    /// What must be equal between two engines at temperature 0: the shape,
+    /// thoughts, scores and fates of all nodes, and the answer.
+    pub fn signature(&self) -> String {
+        let nodes: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| (n.parent, &n.thought, n.score.map(|s| format!("{s:.6}")), n.status))
+            .collect();
+        serde_json::to_string(&(nodes, &self.path, &self.answer)).unwrap_or_default()
+    }
+}

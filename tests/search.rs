@@ -1,0 +1,191 @@
+//! The search algorithms on a scripted model with known thoughts and scores.
+
+use seed::search::algorithms::{search, Evaluation, Method, SearchConfig};
+use seed::search::llm::ScriptedLlm;
+use seed::search::task::{Check, SampleSpec, Task};
+use seed::search::tree::{Status, Tree};
+
+/// A task whose prompts name the state, so the script can answer per state.
+/// Thoughts are letters; a state is the letters so far; values are scripted.
+struct Letters {
+    steps: usize,
+}
+
+fn spec(prompt: String) -> SampleSpec {
+    SampleSpec {
+        prompt,
+        stop: vec![],
+        max_tokens: 8,
+    }
+}
+
+impl Task for Letters {
+    fn name(&self) -> &'static str {
+        "letters"
+    }
+    fn problem(&self) -> &str {
+        "spell"
+    }
+    fn steps(&self) -> usize {
+        self.steps
+    }
+    fn sample(&self, state: &str, _: usize) -> SampleSpec {
+        spec(format!("expand:[{state}]"))
+    }
+    fn propose(&self, state: &str, _: usize) -> SampleSpec {
+        spec(format!("propose:[{state}]"))
+    }
+    fn parse_proposals(&self, _: &str, output: &str) -> Vec<String> {
+        output.split(',').map(str::to_string).collect()
+    }
+    fn extend(&self, state: &str, thought: &str) -> String {
+        format!("{state}{thought}")
+    }
+    fn value(&self, state: &str, _: usize) -> SampleSpec {
+        spec(format!("value:[{state}]"))
+    }
+    fn value_of(&self, _: &str, outputs: &[String]) -> f64 {
+        outputs.iter().map(|o| o.parse::<f64>().unwrap()).sum::<f64>() / outputs.len() as f64
+    }
+    fn vote(&self, states: &[String], _: usize) -> SampleSpec {
+        spec(format!("vote:{}", states.join("|")))
+    }
+    fn votes(&self, states: &[String], outputs: &[String]) -> Vec<f64> {
+        states.iter().map(|s| outputs.iter().filter(|o| *o == s).count() as f64).collect()
+    }
+    fn check(&self, state: &str) -> Check {
+        Check {
+            answer: Some(state.to_string()),
+            correct: state == "bc",
+            score: 0.0,
+        }
+    }
+}
+
+fn script() -> ScriptedLlm {
+    ScriptedLlm::default()
+        .answer("expand:[]", &["a", "b", "c"])
+        .answer("expand:[a]", &["a", "b", "c"])
+        .answer("expand:[b]", &["a", "b", "c"])
+        .answer("expand:[c]", &["a", "b", "c"])
+        .answer("value:[a]", &["1"])
+        .answer("value:[b]", &["5"])
+        .answer("value:[c]", &["3"])
+        .answer("value:[aa]", &["9"])
+        .answer("value:[ab]", &["0"])
+        .answer("value:[ac]", &["0"])
+        .answer("value:[ba]", &["1"])
+        .answer("value:[bb]", &["1"])
+        .answer("value:[bc]", &["2"])
+        .answer("value:[ca]", &["4"])
+        .answer("value:[cb]", &["6"])
+        .answer("value:[cc]", &["0"])
+}
+
+fn run(llm: &mut ScriptedLlm, config: &SearchConfig) -> Tree {
+    search(llm, &Letters { steps: 2 }, config, &mut |_, _| {}).unwrap()
+}
+
+fn states_with(tree: &Tree, status: Status) -> Vec<&str> {
+    tree.nodes.iter().filter(|n| n.status == status).map(|n| n.state.as_str()).collect()
+}
+
+#[test]
+fn bfs_keeps_the_best_b_states() {
+    let mut llm = script();
+    let config = SearchConfig {
+        b: 2,
+        ..SearchConfig::default()
+    };
+    let tree = run(&mut llm, &config);
+    // Step 0 keeps b (5) and c (3); step 1 expands both in one request and keeps cb (6), ca (4).
+    let kept = states_with(&tree, Status::Kept);
+    assert_eq!(kept, ["b", "c", "ca", "cb"]);
+    assert_eq!(states_with(&tree, Status::Pruned), ["a", "ba", "bb", "bc", "cc"]);
+    assert_eq!(tree.answer.as_ref().unwrap().answer.as_deref(), Some("cb"));
+    assert_eq!(tree.path.len(), 3);
+    // One generation and one evaluation request per step; step 1's generation has 2 prompts x 3 samples.
+    assert_eq!(llm.requests.len(), 4);
+    assert_eq!((llm.requests[2].prompts.len(), llm.requests[2].n), (2, 3));
+    assert_eq!(llm.requests[3].prompts.len(), 6);
+}
+
+#[test]
+fn beam_ranks_by_the_whole_path() {
+    let mut llm = script();
+    let config = SearchConfig {
+        method: Method::Beam,
+        b: 2,
+        ..SearchConfig::default()
+    };
+    let tree = run(&mut llm, &config);
+    // Cumulative: cb 3+6, bc 5+2, ca 3+4, ba/bb 5+1. Width 2 keeps cb, and bc over ca (a tie
+    // at 7 goes to the earlier node); BFS would have kept ca (4 > 2).
+    let last: Vec<&str> = tree.nodes.iter().filter(|n| n.depth == 2 && n.status == Status::Kept).map(|n| n.state.as_str()).collect();
+    assert_eq!(last.len(), 2, "beam width");
+    assert!(last.contains(&"cb") && last.contains(&"bc"), "{last:?}");
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("cb"));
+}
+
+#[test]
+fn dfs_prunes_and_backtracks() {
+    let mut llm = script();
+    let config = SearchConfig {
+        method: Method::Dfs,
+        threshold: 3.0,
+        ..SearchConfig::default()
+    };
+    let tree = run(&mut llm, &config);
+    // b (5) first: its children all score below 3, so it backtracks to c (3) and finds cb (6).
+    assert_eq!(tree.answer.as_ref().unwrap().answer.as_deref(), Some("cb"));
+    let pruned = states_with(&tree, Status::Pruned);
+    assert_eq!(pruned, ["ba", "bb", "bc"]);
+    // Children are tried best first: cb is found before ca, and a is never reached.
+    let status = |s: &str| tree.nodes.iter().find(|n| n.state == s).unwrap().status;
+    assert_eq!((status("ca"), status("a")), (Status::Unexplored, Status::Unexplored));
+    assert_eq!((status("b"), status("c"), status("cb")), (Status::Kept, Status::Kept, Status::Kept));
+}
+
+#[test]
+fn dfs_stops_at_its_budget() {
+    let mut llm = script();
+    let config = SearchConfig {
+        method: Method::Dfs,
+        threshold: 3.0,
+        budget: 6,
+        ..SearchConfig::default()
+    };
+    let tree = run(&mut llm, &config);
+    assert_eq!(tree.nodes.len() - 1, 6, "root's 3 children, then b's 3; c is never expanded");
+    // No final state was reached: the answer is the best deepest state seen.
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("b"));
+}
+
+#[test]
+fn identical_states_are_evaluated_once() {
+    let mut llm = ScriptedLlm::default()
+        .answer("expand:[]", &["a", "a", "b"])
+        .answer("value:[a]", &["1"])
+        .answer("value:[b]", &["2"]);
+    let tree = search(&mut llm, &Letters { steps: 1 }, &SearchConfig::default(), &mut |_, _| {}).unwrap();
+    assert_eq!(tree.nodes.len(), 3);
+    assert_eq!(llm.requests[1].prompts.len(), 2);
+}
+
+#[test]
+fn vote_evaluation_and_propose_generation() {
+    let mut llm = ScriptedLlm::default()
+        .answer("propose:[]", &["a,b,c"])
+        .answer("vote:", &["b", "c", "b"]);
+    let config = SearchConfig {
+        generation: seed::search::algorithms::Generation::Propose,
+        evaluation: Evaluation::Vote,
+        n_evaluate: 3,
+        ..SearchConfig::default()
+    };
+    let tree = search(&mut llm, &Letters { steps: 1 }, &config, &mut |_, _| {}).unwrap();
+    let scores: Vec<f64> = tree.nodes[1..].iter().map(|n| n.score.unwrap()).collect();
+    assert_eq!(scores, [0.0, 2.0, 1.0]);
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("b"));
+    assert_eq!((llm.requests[0].n, llm.requests[1].n), (1, 3));
+}
