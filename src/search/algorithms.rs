@@ -56,6 +56,8 @@ pub struct SearchConfig {
     /// DFS: most states to generate.
     pub budget: usize,
     pub sampling: Sampling,
+    /// Temperature of the draft model (speculative engines); `None` uses the target's.
+    pub draft_temperature: Option<f32>,
     pub seed: u64,
 }
 
@@ -76,6 +78,7 @@ impl Default for SearchConfig {
                 temperature: 0.7,
                 ..Sampling::default()
             },
+            draft_temperature: None,
             seed: 0,
         }
     }
@@ -145,7 +148,7 @@ impl Searcher<'_, '_> {
             prompts,
             n,
             sampling: self.config.sampling.clone(),
-            draft_temperature: None,
+            draft_temperature: self.config.draft_temperature,
             max_tokens: specs.iter().map(|s| s.max_tokens).max().unwrap_or(first.max_tokens),
             stop: first.stop.clone(),
             // A new seed per request, so repeated prompts give new samples.
