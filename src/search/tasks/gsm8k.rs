@@ -11,6 +11,9 @@ const FINAL: &str = include_str!("../../../prompts/gsm8k/final.txt");
 const VALUE: &str = include_str!("../../../prompts/gsm8k/value.txt");
 const VOTE: &str = include_str!("../../../prompts/gsm8k/vote.txt");
 
+/// Sub-questions per problem unless the caller asks otherwise.
+pub const DEFAULT_STEPS: usize = 4;
+
 pub struct Gsm8k {
     question: String,
     gold: String,
