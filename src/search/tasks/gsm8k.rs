@@ -1,0 +1,240 @@
+//! GSM8K in the SeeD paper's setup: each thought is the next sub-question with
+//! its answer ("Question: ...? Answer: ..."), made in one generation; states
+//! are valued by a 0-10 helpfulness rating; the last step answers the problem
+//! and the last number of the final state is the answer.
+
+use super::{numbers_in, parse_votes, render, vote_prompt};
+use crate::search::task::{Check, SampleSpec, Task};
+
+const THOUGHT: &str = include_str!("../../../prompts/gsm8k/thought.txt");
+const FINAL: &str = include_str!("../../../prompts/gsm8k/final.txt");
+const VALUE: &str = include_str!("../../../prompts/gsm8k/value.txt");
+const VOTE: &str = include_str!("../../../prompts/gsm8k/vote.txt");
+
+/// Sub-questions per problem unless the caller asks otherwise.
+pub const DEFAULT_STEPS: usize = 4;
+
+pub struct Gsm8k {
+    question: String,
+    gold: String,
+    steps: usize,
+}
+
+impl Gsm8k {
+    /// `gold` is the dataset's answer text (the number after `#### `) or the
+    /// bare number; `steps` is the number of sub-questions, the last one final.
+    pub fn new(question: &str, gold: &str, steps: usize) -> Self {
+        Self {
+            question: question.trim().to_string(),
+            gold: gold_answer(gold).to_string(),
+            steps: steps.max(1),
+        }
+    }
+
+    pub fn gold(&self) -> &str {
+        &self.gold
+    }
+
+    fn steps_text(state: &str) -> &str {
+        if state.trim().is_empty() {
+            "(none yet)"
+        } else {
+            state.trim()
+        }
+    }
+}
+
+/// The gold answer of a GSM8K answer text: what follows its last `#### `.
+pub fn gold_answer(answer: &str) -> &str {
+    answer
+        .rsplit_once("####")
+        .map_or(answer, |(_, gold)| gold)
+        .trim()
+}
+
+/// The answer of a final state: its last number.
+pub fn final_answer(text: &str) -> Option<f64> {
+    numbers_in(text).last().copied()
+}
+
+/// Numeric equality, tolerant of float rounding (`2.50` == `2.5`).
+pub fn same_number(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// A value output's rating: the first number in 0..=10 it contains.
+pub fn parse_rating(output: &str) -> Option<f64> {
+    numbers_in(output)
+        .into_iter()
+        .find(|v| (0.0..=10.0).contains(v))
+}
+
+/// The latest thought of a state: from its last "Question:" line to the end.
+fn split_latest(state: &str) -> (&str, &str) {
+    let state = state.trim();
+    let at = state
+        .match_indices("Question:")
+        .map(|(i, _)| i)
+        .filter(|&i| i == 0 || state[..i].ends_with('\n'))
+        .last()
+        .or_else(|| state.rfind('\n').map(|i| i + 1))
+        .unwrap_or(0);
+    (state[..at].trim(), state[at..].trim())
+}
+
+impl Task for Gsm8k {
+    fn name(&self) -> &'static str {
+        "gsm8k"
+    }
+
+    fn problem(&self) -> &str {
+        &self.question
+    }
+
+    fn steps(&self) -> usize {
+        self.steps
+    }
+
+    fn sample(&self, state: &str, step: usize) -> SampleSpec {
+        let template = if step + 1 >= self.steps {
+            FINAL
+        } else {
+            THOUGHT
+        };
+        let vars = [
+            ("question", self.question.as_str()),
+            ("steps", Self::steps_text(state)),
+        ];
+        SampleSpec {
+            prompt: render(template, &vars),
+            // One thought is one paragraph.
+            stop: vec!["\n\n".into()],
+            max_tokens: 128,
+        }
+    }
+
+    /// There is no list-style prompt in the paper's setup: a proposal is a sample.
+    fn propose(&self, state: &str, step: usize) -> SampleSpec {
+        self.sample(state, step)
+    }
+
+    /// Each "Question:" line starts a thought.
+    fn parse_proposals(&self, _state: &str, output: &str) -> Vec<String> {
+        let mut thoughts: Vec<String> = Vec::new();
+        for line in output.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            match thoughts.last_mut() {
+                Some(last) if !line.starts_with("Question:") => {
+                    last.push('\n');
+                    last.push_str(line);
+                }
+                _ => thoughts.push(line.to_string()),
+            }
+        }
+        thoughts
+    }
+
+    fn value(&self, state: &str, _step: usize) -> SampleSpec {
+        let (before, latest) = split_latest(state);
+        let vars = [
+            ("question", self.question.as_str()),
+            ("steps", Self::steps_text(before)),
+            ("latest", latest),
+        ];
+        SampleSpec {
+            prompt: render(VALUE, &vars),
+            stop: vec!["\n".into()],
+            max_tokens: 16,
+        }
+    }
+
+    /// The mean rating over the samples that gave one; 0 when none did.
+    fn value_of(&self, _state: &str, outputs: &[String]) -> f64 {
+        let ratings: Vec<f64> = outputs.iter().filter_map(|o| parse_rating(o)).collect();
+        if ratings.is_empty() {
+            0.0
+        } else {
+            ratings.iter().sum::<f64>() / ratings.len() as f64
+        }
+    }
+
+    fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
+        SampleSpec {
+            prompt: vote_prompt(&render(VOTE, &[("question", &self.question)]), states),
+            stop: vec![],
+            max_tokens: 300,
+        }
+    }
+
+    fn votes(&self, states: &[String], outputs: &[String]) -> Vec<f64> {
+        parse_votes(outputs, states.len())
+    }
+
+    fn check(&self, state: &str) -> Check {
+        let answer = final_answer(state);
+        let gold = final_answer(&self.gold);
+        let correct = matches!((answer, gold), (Some(a), Some(g)) if same_number(a, g));
+        Check {
+            answer: answer.map(|a| a.to_string()),
+            correct,
+            score: if correct { 1.0 } else { 0.0 },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn answers_compare_numerically() {
+        let t = Gsm8k::new("q", "She makes 9 * 2 = $18.\n#### 1,234", 4);
+        assert_eq!(t.gold(), "1,234");
+        assert!(t.check("Question: How much? Answer: 1234").correct);
+        assert!(t.check("Question: How much? Answer: $1,234.").correct);
+        assert!(t.check("Answer: 1,234.00 dollars").correct);
+        assert!(!t.check("Answer: 1,234 and then 5").correct);
+        let t = Gsm8k::new("q", "#### 2.5", 4);
+        let c = t.check("Question: Price? Answer: $2.50.");
+        assert!(c.correct);
+        assert_eq!(c.answer.as_deref(), Some("2.5"));
+        let t = Gsm8k::new("q", "-3", 4);
+        assert!(t.check("Answer: the change is -3.").correct);
+        assert!(!t.check("Answer: 10-3").correct);
+        assert!(!t.check("no number here").correct);
+        assert_eq!(t.check("nothing").answer, None);
+    }
+
+    #[test]
+    fn ratings_take_the_first_number_up_to_ten() {
+        assert_eq!(parse_rating("8/10, helpful"), Some(8.0));
+        assert_eq!(parse_rating("Rating: 15 ... I mean 7"), Some(7.0));
+        assert_eq!(parse_rating("very helpful"), None);
+        let t = Gsm8k::new("q", "#### 1", 4);
+        assert_eq!(t.value_of("", &outs(&["8", "6 out of 10", "great"])), 7.0);
+        assert_eq!(t.value_of("", &outs(&["great"])), 0.0);
+    }
+
+    #[test]
+    fn prompts_show_the_steps_and_the_latest_one() {
+        let t = Gsm8k::new("How many eggs?", "#### 9", 3);
+        assert!(t.sample("", 0).prompt.contains("(none yet)"));
+        assert!(t.sample("", 0).prompt.contains("Write only the next step"));
+        assert!(t
+            .sample("Question: a? Answer: 1", 2)
+            .prompt
+            .contains("Write only the last step"));
+        let state = "Question: a? Answer: 1\nQuestion: b?\nAnswer: 2";
+        let p = t.value(state, 2).prompt;
+        assert!(p.contains("Steps so far:\nQuestion: a? Answer: 1\n"));
+        assert!(p.contains("Latest step:\nQuestion: b?\nAnswer: 2\n"));
+        assert_eq!(
+            t.parse_proposals("", "Question: a? Answer: 1\n\nQuestion: b?\nAnswer: 2\n"),
+            outs(&["Question: a? Answer: 1", "Question: b?\nAnswer: 2"])
+        );
+        assert_eq!(t.steps(), 3);
+    }
+}
