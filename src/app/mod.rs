@@ -5,6 +5,7 @@ mod generate;
 pub mod html;
 pub mod load;
 pub mod models;
+mod solve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Generate completions for prompts with any engine.
     Generate(Box<generate::GenerateArgs>),
+    /// Solve a reasoning problem by tree-of-thought search.
+    Solve(Box<solve::SolveArgs>),
     /// Install data files.
     Data {
         #[command(subcommand)]
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(*args),
+        Command::Solve(args) => solve::run(*args),
         Command::Models { action } => run_models(action),
         Command::Data { action } => data::run(action),
     };

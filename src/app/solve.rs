@@ -1,0 +1,330 @@
+//! `seed solve`: tree-of-thought search on one problem or a range of a dataset.
+
+use super::generate::{peak_memory_mib, write_atomic};
+use super::load::load_pair;
+use crate::decode::{Engine, EngineConfig, EngineKind, Sampling, TreeShape, VerifyPolicy};
+use crate::model::llama::LlamaOptions;
+use crate::search::algorithms::{search, Evaluation, Generation, Method, SearchConfig, Selection};
+use crate::search::llm::Llm;
+use crate::search::task::Task;
+use crate::search::tasks::data::{self, DataDir};
+use crate::search::tasks::{game24::Game24, gsm8k::Gsm8k, text::Text};
+use crate::search::tree::{Phase, Tree};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TaskName {
+    Gsm8k,
+    Game24,
+    Text,
+    Blocksworld,
+}
+
+#[derive(Args, Debug)]
+pub struct SolveArgs {
+    #[arg(long, value_enum)]
+    pub task: TaskName,
+    /// A word problem (gsm8k) or the four sentences (text), instead of the dataset.
+    #[arg(long)]
+    pub question: Option<String>,
+    /// The gold answer of --question, to check the result.
+    #[arg(long)]
+    pub answer: Option<String>,
+    /// Four numbers for Game of 24, e.g. "4 5 6 10", instead of the dataset.
+    #[arg(long)]
+    pub puzzle: Option<String>,
+    /// Dataset problems: one index (0) or an inclusive range (900-909).
+    #[arg(long)]
+    pub index: Option<String>,
+    /// The datasets folder (default: $SEED_DATA, ../shared/datasets, or `seed data fetch`'s).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value = "bfs")]
+    pub method: Method,
+    /// Thought generation: sample or propose (default: propose for game24, else sample).
+    #[arg(long)]
+    pub generate: Option<Generation>,
+    /// State evaluation: value or vote (default: vote for text, else value).
+    #[arg(long)]
+    pub evaluate: Option<Evaluation>,
+    /// Thoughts per expanded state.
+    #[arg(long, default_value_t = 3)]
+    pub k: usize,
+    /// States kept per step (BFS) or beam width.
+    #[arg(long, default_value_t = 1)]
+    pub b: usize,
+    /// Thought steps (default: the task's).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Samples per evaluation prompt.
+    #[arg(long, default_value_t = 1)]
+    pub n_evaluate: usize,
+    #[arg(long, default_value = "greedy")]
+    pub select: Selection,
+    /// DFS: prune children scoring below this.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub threshold: f64,
+    /// DFS: most states to generate.
+    #[arg(long, default_value_t = 100)]
+    pub budget: usize,
+    #[arg(long, default_value = "seed")]
+    pub engine: EngineKind,
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(long)]
+    pub draft: Option<String>,
+    #[arg(long, default_value_t = 3)]
+    pub gamma: usize,
+    #[arg(long)]
+    pub tree: Option<TreeShape>,
+    #[arg(long, default_value = "fcfs")]
+    pub verify: VerifyPolicy,
+    #[arg(long, default_value_t = 0.7, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Temperature of the draft model (default: the target's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub draft_temperature: Option<f32>,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 8192)]
+    pub ctx: usize,
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Folder for each problem's tree (JSON) and its page (HTML).
+    #[arg(long, default_value = "seed-out")]
+    pub out: PathBuf,
+}
+
+/// One problem to solve.
+struct Problem {
+    label: String,
+    task: Box<dyn Task>,
+    /// Whether the checker knows the right answer.
+    checkable: bool,
+}
+
+fn parse_range(s: &str) -> Result<(usize, usize)> {
+    let bad = || format!("--index {s:?}: expected a number or a range such as 900-909");
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b): (usize, usize) = (a.trim().parse().with_context(bad)?, b.trim().parse().with_context(bad)?);
+            if b < a {
+                bail!("{}", bad());
+            }
+            Ok((a, b))
+        }
+        None => {
+            let i = s.trim().parse().with_context(bad)?;
+            Ok((i, i))
+        }
+    }
+}
+
+fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
+    let steps = args.steps;
+    let given = |label: &str, task: Box<dyn Task>, checkable| {
+        Ok(vec![Problem {
+            label: label.to_string(),
+            task,
+            checkable,
+        }])
+    };
+    match (args.task, &args.question, &args.puzzle, &args.index) {
+        (TaskName::Gsm8k, Some(q), None, None) => {
+            let gold = args.answer.clone().unwrap_or_default();
+            given("question", Box::new(Gsm8k::new(q, &gold, steps.unwrap_or(4))), !gold.is_empty())
+        }
+        (TaskName::Game24, None, Some(p), None) => given("puzzle", Box::new(Game24::new(p)?), true),
+        (TaskName::Text, Some(q), None, None) => given("input", Box::new(Text::new(q)?), true),
+        (_, None, None, Some(range)) => {
+            let dir = DataDir::resolve(args.data.as_deref());
+            let (from, to) = parse_range(range)?;
+            (from..=to)
+                .map(|i| {
+                    let task: Box<dyn Task> = match args.task {
+                        TaskName::Gsm8k => {
+                            let (q, gold) = data::gsm8k(&dir, i)?;
+                            Box::new(Gsm8k::new(&q, &gold, steps.unwrap_or(4)))
+                        }
+                        TaskName::Game24 => Box::new(Game24::new(&data::game24(&dir, i)?)?),
+                        TaskName::Text => Box::new(Text::new(&data::text(&dir, i)?)?),
+                        TaskName::Blocksworld => Box::new(data::blocksworld(&dir, i)?.task(steps)?),
+                    };
+                    Ok(Problem {
+                        label: i.to_string(),
+                        task,
+                        checkable: true,
+                    })
+                })
+                .collect()
+        }
+        (TaskName::Gsm8k, ..) => bail!("give one of --question TEXT or --index N"),
+        (TaskName::Game24, ..) => bail!("give one of --puzzle \"4 5 6 10\" or --index N"),
+        (TaskName::Text, ..) => bail!("give one of --question \"FOUR SENTENCES\" or --index N"),
+        (TaskName::Blocksworld, ..) => bail!("blocksworld problems come from the dataset: give --index N"),
+    }
+}
+
+fn search_config(args: &SolveArgs) -> SearchConfig {
+    SearchConfig {
+        method: args.method,
+        generation: args.generate.unwrap_or(if args.task == TaskName::Game24 {
+            Generation::Propose
+        } else {
+            Generation::Sample
+        }),
+        evaluation: args.evaluate.unwrap_or(if args.task == TaskName::Text {
+            Evaluation::Vote
+        } else {
+            Evaluation::Value
+        }),
+        k: args.k,
+        b: args.b,
+        steps: args.steps,
+        n_evaluate: args.n_evaluate,
+        selection: args.select,
+        threshold: args.threshold,
+        budget: args.budget,
+        sampling: Sampling {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            top_k: args.top_k,
+        },
+        draft_temperature: args.draft_temperature,
+        seed: args.seed,
+    }
+}
+
+pub fn run(args: SolveArgs) -> Result<()> {
+    // Problems and settings are checked before any model is loaded or fetched.
+    let problems = problems(&args)?;
+    let config = search_config(&args);
+    config.validate()?;
+    crate::decode::Request {
+        prompts: vec![String::new()],
+        sampling: config.sampling.clone(),
+        draft_temperature: config.draft_temperature,
+        ..Default::default()
+    }
+    .validate()?;
+    let options = LlamaOptions {
+        context: args.ctx,
+        threads: args.threads,
+        ..LlamaOptions::default()
+    };
+    let need_draft = args.engine != EngineKind::Ar;
+    let (target, draft) = load_pair(args.target.as_deref(), args.draft.as_deref(), need_draft, &options)?;
+    let engine_config = EngineConfig {
+        kind: args.engine,
+        gamma: args.gamma,
+        tree: args.tree.clone(),
+        verify: args.verify,
+        trace: false,
+    };
+    let mut engine = Engine::new(target, draft, engine_config)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let mut totals = Totals::default();
+    for p in &problems {
+        let tree = solve_one(&mut engine, p, &config)?;
+        let base = args.out.join(format!("{}-{}", p.task.name(), p.label));
+        let json = base.with_extension("json");
+        write_atomic(&json, &serde_json::to_vec_pretty(&tree)?)?;
+        let html = base.with_extension("html");
+        write_atomic(&html, super::html::render(&tree).as_bytes())?;
+        let check = tree.answer.clone().unwrap_or_else(|| crate::search::task::Check {
+            answer: None,
+            correct: false,
+            score: 0.0,
+        });
+        let verdict = match (p.checkable, check.correct) {
+            (false, _) => "no gold answer to check",
+            (true, true) => "right",
+            (true, false) => "wrong",
+        };
+        println!(
+            "{} {}: answer {} ({verdict}); {:.1} s, {} tokens; tree in {}",
+            p.task.name(),
+            p.label,
+            check.answer.as_deref().unwrap_or("none"),
+            tree.wall_s,
+            tree.generated_tokens(),
+            html.display()
+        );
+        totals.add(&tree, check.correct);
+    }
+    if problems.len() > 1 {
+        totals.print();
+    }
+    Ok(())
+}
+
+fn solve_one(engine: &mut Engine, p: &Problem, config: &SearchConfig) -> Result<Tree> {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]").expect("valid template"));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar.set_prefix(format!("{} {}", p.task.name(), p.label));
+        Some(bar)
+    } else {
+        None
+    };
+    let steps = config.steps.unwrap_or_else(|| p.task.steps());
+    let mut on_step = |tree: &Tree, record: &crate::search::tree::StepRecord| {
+        if let Some(bar) = &bar {
+            let phase = if record.phase == Phase::Generate { "generated" } else { "evaluated" };
+            bar.set_message(format!(
+                "step {}/{steps} {phase}: {} states, {:.1} tokens/s",
+                record.step + 1,
+                tree.nodes.len(),
+                record.stats.tokens_per_s()
+            ));
+        }
+    };
+    let llm: &mut dyn Llm = engine;
+    let tree = search(llm, p.task.as_ref(), config, &mut on_step);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    tree
+}
+
+#[derive(Default)]
+struct Totals {
+    problems: usize,
+    right: usize,
+    seconds: f64,
+    tokens: usize,
+}
+
+impl Totals {
+    fn add(&mut self, tree: &Tree, right: bool) {
+        self.problems += 1;
+        self.right += usize::from(right);
+        self.seconds += tree.wall_s;
+        self.tokens += tree.generated_tokens();
+    }
+
+    fn print(&self) {
+        let n = self.problems as f64;
+        println!(
+            "accuracy {}/{} ({:.0}%); time {:.1} s total, {:.1} s per problem; tokens {} total, {:.0} per problem; peak memory {} MiB",
+            self.right,
+            self.problems,
+            100.0 * self.right as f64 / n,
+            self.seconds,
+            self.seconds / n,
+            self.tokens,
+            self.tokens as f64 / n,
+            peak_memory_mib().map_or("?".into(), |m| m.to_string())
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! Tree search on a real model (SmolLM2 as target and as its own draft).
+
+mod common;
+
+use seed::decode::{Engine, EngineConfig, EngineKind, Sampling};
+use seed::model::Model;
+use seed::search::algorithms::{search, Generation, SearchConfig};
+use seed::search::task::Task;
+use seed::search::tasks::data::{self, DataDir};
+use seed::search::tasks::{game24::Game24, gsm8k::Gsm8k, text::Text};
+use seed::search::tree::Tree;
+
+fn engine(kind: EngineKind) -> Engine {
+    let draft = (kind != EngineKind::Ar).then(|| Box::new(common::smollm(8192)) as Box<dyn Model>);
+    let config = EngineConfig {
+        kind,
+        ..EngineConfig::default()
+    };
+    Engine::new(Box::new(common::smollm(8192)), draft, config).unwrap()
+}
+
+fn tree(kind: EngineKind, task: &dyn Task, generation: Generation) -> Tree {
+    let config = SearchConfig {
+        generation,
+        k: 2,
+        steps: Some(1),
+        sampling: Sampling::default(),
+        // Drafts sampled at temperature 1 are often rejected: the verification path is exercised.
+        draft_temperature: Some(1.0),
+        ..SearchConfig::default()
+    };
+    search(&mut engine(kind), task, &config, &mut |_, _| {}).unwrap()
+}
+
+fn datasets() -> DataDir {
+    DataDir::resolve(None)
+}
+
+#[test]
+fn greedy_trees_of_ar_and_seed_are_identical_on_every_task() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let dir = datasets();
+    let (question, gold) = data::gsm8k(&dir, 0).expect("GSM8K data (../shared/datasets or --data)");
+    let blocks = data::blocksworld(&dir, 0).expect("Blocksworld data").task(Some(1)).unwrap();
+    let tasks: Vec<(Box<dyn Task>, Generation)> = vec![
+        (Box::new(Gsm8k::new(&question, &gold, 1)), Generation::Sample),
+        (Box::new(Game24::new(&data::game24(&dir, 900).unwrap()).unwrap()), Generation::Propose),
+        (Box::new(Text::new(&data::text(&dir, 0).unwrap()).unwrap()), Generation::Sample),
+        (Box::new(blocks), Generation::Sample),
+    ];
+    for (task, generation) in &tasks {
+        let ar = tree(EngineKind::Ar, task.as_ref(), *generation);
+        let seed = tree(EngineKind::Seed, task.as_ref(), *generation);
+        assert!(ar.nodes.len() > 1, "{}: nothing generated", task.name());
+        assert!(ar.nodes[1..].iter().all(|n| n.score.is_some()), "{}: unscored node", task.name());
+        let drafted: usize = seed.steps.iter().map(|s| s.stats.drafted).sum();
+        let accepted: usize = seed.steps.iter().map(|s| s.stats.accepted).sum();
+        assert!(accepted > 0 && accepted < drafted, "{}: {accepted}/{drafted} accepted", task.name());
+        assert_eq!(ar.signature(), seed.signature(), "{}: trees differ", task.name());
+    }
+}
+
+#[test]
+fn solve_runs_a_whole_bfs_problem() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let m = common::smollm_path();
+    let out = tempfile::tempdir().unwrap();
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
+        .args(["solve", "--task", "game24", "--puzzle", "4 5 6 10", "--method", "bfs", "--k", "2", "--b", "2"])
+        .args(["--target".as_ref(), m.as_os_str(), "--draft".as_ref(), m.as_os_str()])
+        .args(["--out".as_ref(), out.path().as_os_str()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(stdout.contains("game24 puzzle: answer"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("game24-puzzle.json")).unwrap()).unwrap();
+    let nodes = json["nodes"].as_array().unwrap();
+    // Four steps of BFS: the root, then up to k thoughts of each of b kept states per step.
+    assert!(nodes.len() > 4, "{} nodes", nodes.len());
+    assert!(nodes.iter().filter(|n| n["depth"] == 4).count() >= 1, "no state reached the last step");
+    assert_eq!(json["steps"].as_array().unwrap().len(), 8, "one generation and one evaluation request per step");
+    let html = std::fs::read_to_string(out.path().join("game24-puzzle.html")).unwrap();
+    assert!(html.contains("chosen") && html.contains("4 5 6 10"));
+}
