@@ -45,13 +45,20 @@ impl Task for Letters {
         spec(format!("value:[{state}]"))
     }
     fn value_of(&self, _: &str, outputs: &[String]) -> f64 {
-        outputs.iter().map(|o| o.parse::<f64>().unwrap()).sum::<f64>() / outputs.len() as f64
+        outputs
+            .iter()
+            .map(|o| o.parse::<f64>().unwrap())
+            .sum::<f64>()
+            / outputs.len() as f64
     }
     fn vote(&self, states: &[String], _: usize) -> SampleSpec {
         spec(format!("vote:{}", states.join("|")))
     }
     fn votes(&self, states: &[String], outputs: &[String]) -> Vec<f64> {
-        states.iter().map(|s| outputs.iter().filter(|o| *o == s).count() as f64).collect()
+        states
+            .iter()
+            .map(|s| outputs.iter().filter(|o| *o == s).count() as f64)
+            .collect()
     }
     fn check(&self, state: &str) -> Check {
         Check {
@@ -87,7 +94,11 @@ fn run(llm: &mut ScriptedLlm, config: &SearchConfig) -> Tree {
 }
 
 fn states_with(tree: &Tree, status: Status) -> Vec<&str> {
-    tree.nodes.iter().filter(|n| n.status == status).map(|n| n.state.as_str()).collect()
+    tree.nodes
+        .iter()
+        .filter(|n| n.status == status)
+        .map(|n| n.state.as_str())
+        .collect()
 }
 
 #[test]
@@ -101,7 +112,10 @@ fn bfs_keeps_the_best_b_states() {
     // Step 0 keeps b (5) and c (3); step 1 expands both in one request and keeps cb (6), ca (4).
     let kept = states_with(&tree, Status::Kept);
     assert_eq!(kept, ["b", "c", "ca", "cb"]);
-    assert_eq!(states_with(&tree, Status::Pruned), ["a", "ba", "bb", "bc", "cc"]);
+    assert_eq!(
+        states_with(&tree, Status::Pruned),
+        ["a", "ba", "bb", "bc", "cc"]
+    );
     assert_eq!(tree.answer.as_ref().unwrap().answer.as_deref(), Some("cb"));
     assert_eq!(tree.path.len(), 3);
     // One generation and one evaluation request per step; step 1's generation has 2 prompts x 3 samples.
@@ -121,7 +135,12 @@ fn beam_ranks_by_the_whole_path() {
     let tree = run(&mut llm, &config);
     // Cumulative: cb 3+6, bc 5+2, ca 3+4, ba/bb 5+1. Width 2 keeps cb, and bc over ca (a tie
     // at 7 goes to the earlier node); BFS would have kept ca (4 > 2).
-    let last: Vec<&str> = tree.nodes.iter().filter(|n| n.depth == 2 && n.status == Status::Kept).map(|n| n.state.as_str()).collect();
+    let last: Vec<&str> = tree
+        .nodes
+        .iter()
+        .filter(|n| n.depth == 2 && n.status == Status::Kept)
+        .map(|n| n.state.as_str())
+        .collect();
     assert_eq!(last.len(), 2, "beam width");
     assert!(last.contains(&"cb") && last.contains(&"bc"), "{last:?}");
     assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("cb"));
@@ -142,8 +161,14 @@ fn dfs_prunes_and_backtracks() {
     assert_eq!(pruned, ["ba", "bb", "bc"]);
     // Children are tried best first: cb is found before ca, and a is never reached.
     let status = |s: &str| tree.nodes.iter().find(|n| n.state == s).unwrap().status;
-    assert_eq!((status("ca"), status("a")), (Status::Unexplored, Status::Unexplored));
-    assert_eq!((status("b"), status("c"), status("cb")), (Status::Kept, Status::Kept, Status::Kept));
+    assert_eq!(
+        (status("ca"), status("a")),
+        (Status::Unexplored, Status::Unexplored)
+    );
+    assert_eq!(
+        (status("b"), status("c"), status("cb")),
+        (Status::Kept, Status::Kept, Status::Kept)
+    );
 }
 
 #[test]
@@ -156,7 +181,11 @@ fn dfs_stops_at_its_budget() {
         ..SearchConfig::default()
     };
     let tree = run(&mut llm, &config);
-    assert_eq!(tree.nodes.len() - 1, 6, "root's 3 children, then b's 3; c is never expanded");
+    assert_eq!(
+        tree.nodes.len() - 1,
+        6,
+        "root's 3 children, then b's 3; c is never expanded"
+    );
     // No final state was reached: the answer is the best deepest state seen.
     assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("b"));
 }
@@ -167,7 +196,13 @@ fn identical_states_are_evaluated_once() {
         .answer("expand:[]", &["a", "a", "b"])
         .answer("value:[a]", &["1"])
         .answer("value:[b]", &["2"]);
-    let tree = search(&mut llm, &Letters { steps: 1 }, &SearchConfig::default(), &mut |_, _| {}).unwrap();
+    let tree = search(
+        &mut llm,
+        &Letters { steps: 1 },
+        &SearchConfig::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(tree.nodes.len(), 3);
     assert_eq!(llm.requests[1].prompts.len(), 2);
 }

@@ -41,22 +41,47 @@ fn greedy_trees_of_ar_and_seed_are_identical_on_every_task() {
     let _lock = common::REAL_MODEL_LOCK.lock();
     let dir = datasets();
     let (question, gold) = data::gsm8k(&dir, 0).expect("GSM8K data (../shared/datasets or --data)");
-    let blocks = data::blocksworld(&dir, 0).expect("Blocksworld data").task(Some(1)).unwrap();
+    let blocks = data::blocksworld(&dir, 0)
+        .expect("Blocksworld data")
+        .task(Some(1))
+        .unwrap();
     let tasks: Vec<(Box<dyn Task>, Generation)> = vec![
-        (Box::new(Gsm8k::new(&question, &gold, 1)), Generation::Sample),
-        (Box::new(Game24::new(&data::game24(&dir, 900).unwrap()).unwrap()), Generation::Propose),
-        (Box::new(Text::new(&data::text(&dir, 0).unwrap()).unwrap()), Generation::Sample),
+        (
+            Box::new(Gsm8k::new(&question, &gold, 1)),
+            Generation::Sample,
+        ),
+        (
+            Box::new(Game24::new(&data::game24(&dir, 900).unwrap()).unwrap()),
+            Generation::Propose,
+        ),
+        (
+            Box::new(Text::new(&data::text(&dir, 0).unwrap()).unwrap()),
+            Generation::Sample,
+        ),
         (Box::new(blocks), Generation::Sample),
     ];
     for (task, generation) in &tasks {
         let ar = tree(EngineKind::Ar, task.as_ref(), *generation);
         let seed = tree(EngineKind::Seed, task.as_ref(), *generation);
         assert!(ar.nodes.len() > 1, "{}: nothing generated", task.name());
-        assert!(ar.nodes[1..].iter().all(|n| n.score.is_some()), "{}: unscored node", task.name());
+        assert!(
+            ar.nodes[1..].iter().all(|n| n.score.is_some()),
+            "{}: unscored node",
+            task.name()
+        );
         let drafted: usize = seed.steps.iter().map(|s| s.stats.drafted).sum();
         let accepted: usize = seed.steps.iter().map(|s| s.stats.accepted).sum();
-        assert!(accepted > 0 && accepted < drafted, "{}: {accepted}/{drafted} accepted", task.name());
-        assert_eq!(ar.signature(), seed.signature(), "{}: trees differ", task.name());
+        assert!(
+            accepted > 0 && accepted < drafted,
+            "{}: {accepted}/{drafted} accepted",
+            task.name()
+        );
+        assert_eq!(
+            ar.signature(),
+            seed.signature(),
+            "{}: trees differ",
+            task.name()
+        );
     }
 }
 
@@ -66,21 +91,57 @@ fn solve_runs_a_whole_bfs_problem() {
     let m = common::smollm_path();
     let out = tempfile::tempdir().unwrap();
     let result = std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
-        .args(["solve", "--task", "game24", "--puzzle", "4 5 6 10", "--method", "bfs", "--k", "2", "--b", "2"])
-        .args(["--target".as_ref(), m.as_os_str(), "--draft".as_ref(), m.as_os_str()])
+        .args([
+            "solve", "--task", "gsm8k", "--index", "0", "--method", "bfs", "--steps", "2", "--k",
+            "2", "--b", "2",
+        ])
+        .args([
+            "--target".as_ref(),
+            m.as_os_str(),
+            "--draft".as_ref(),
+            m.as_os_str(),
+        ])
         .args(["--out".as_ref(), out.path().as_os_str()])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    assert!(stdout.contains("game24 puzzle: answer"), "{stdout}");
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        stdout.contains("gsm8k 0: answer")
+            && (stdout.contains("(right)") || stdout.contains("(wrong)")),
+        "{stdout}"
+    );
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("game24-puzzle.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(out.path().join("gsm8k-0.json")).unwrap()).unwrap();
     let nodes = json["nodes"].as_array().unwrap();
-    // Four steps of BFS: the root, then up to k thoughts of each of b kept states per step.
-    assert!(nodes.len() > 4, "{} nodes", nodes.len());
-    assert!(nodes.iter().filter(|n| n["depth"] == 4).count() >= 1, "no state reached the last step");
-    assert_eq!(json["steps"].as_array().unwrap().len(), 8, "one generation and one evaluation request per step");
-    let html = std::fs::read_to_string(out.path().join("game24-puzzle.html")).unwrap();
-    assert!(html.contains("chosen") && html.contains("4 5 6 10"));
+    // Two BFS steps: the root, k thoughts, then k thoughts of each of the b kept states.
+    assert!(
+        nodes.iter().any(|n| n["depth"] == 2),
+        "no state reached the last step"
+    );
+    assert!(
+        nodes.iter().skip(1).all(|n| n["score"].is_number()),
+        "every generated state is evaluated"
+    );
+    let kept_at_1 = nodes
+        .iter()
+        .filter(|n| n["depth"] == 1 && n["status"] == "kept")
+        .count();
+    assert!(kept_at_1 <= 2);
+    assert_eq!(
+        json["steps"].as_array().unwrap().len(),
+        4,
+        "one generation and one evaluation request per step"
+    );
+    assert_eq!(
+        json["path"].as_array().unwrap().len(),
+        3,
+        "the chosen path runs from the root to the last step"
+    );
+    let html = std::fs::read_to_string(out.path().join("gsm8k-0.html")).unwrap();
+    assert!(html.contains("chosen") && html.contains("Janet"));
 }

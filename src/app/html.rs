@@ -4,7 +4,10 @@ use crate::search::tree::{Status, Tree};
 use std::fmt::Write;
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
@@ -26,7 +29,11 @@ pub fn render(tree: &Tree) -> String {
         problem = escape(&tree.problem)
     );
     if let Some(a) = &tree.answer {
-        let (class, verdict) = if a.correct { ("ok", "right") } else { ("bad", "wrong") };
+        let (class, verdict) = if a.correct {
+            ("ok", "right")
+        } else {
+            ("bad", "wrong")
+        };
         let _ = write!(
             html,
             "<p>Answer: <b>{}</b> <span class=\"{class}\">({verdict})</span></p>",
@@ -71,14 +78,25 @@ fn render_node(tree: &Tree, id: usize, html: &mut String) {
     if tree.path.contains(&id) {
         class += " chosen";
     }
-    let score = node.score.map_or(String::new(), |s| format!("<span class=\"score\">{s:.2}</span> "));
-    let text = if id == 0 { "(root)".to_string() } else { escape(&node.thought) };
+    let score = node.score.map_or(String::new(), |s| {
+        format!("<span class=\"score\">{s:.2}</span> ")
+    });
+    let text = if id == 0 {
+        "(root)".to_string()
+    } else {
+        escape(&node.thought)
+    };
     let _ = write!(
         html,
         "<li><div class=\"{class}\">{score}<span class=\"meta\">#{id} · {:?} · {} tokens · {:.2} s</span><pre>{text}</pre></div>",
         node.status, node.tokens, node.time_s
     );
-    let children: Vec<usize> = tree.nodes.iter().filter(|n| n.parent == Some(id)).map(|n| n.id).collect();
+    let children: Vec<usize> = tree
+        .nodes
+        .iter()
+        .filter(|n| n.parent == Some(id))
+        .map(|n| n.id)
+        .collect();
     if !children.is_empty() {
         html.push_str("<ul>");
         for c in children {

@@ -116,7 +116,10 @@ fn parse_range(s: &str) -> Result<(usize, usize)> {
     let bad = || format!("--index {s:?}: expected a number or a range such as 900-909");
     match s.split_once('-') {
         Some((a, b)) => {
-            let (a, b): (usize, usize) = (a.trim().parse().with_context(bad)?, b.trim().parse().with_context(bad)?);
+            let (a, b): (usize, usize) = (
+                a.trim().parse().with_context(bad)?,
+                b.trim().parse().with_context(bad)?,
+            );
             if b < a {
                 bail!("{}", bad());
             }
@@ -141,7 +144,11 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
     match (args.task, &args.question, &args.puzzle, &args.index) {
         (TaskName::Gsm8k, Some(q), None, None) => {
             let gold = args.answer.clone().unwrap_or_default();
-            given("question", Box::new(Gsm8k::new(q, &gold, steps.unwrap_or(4))), !gold.is_empty())
+            given(
+                "question",
+                Box::new(Gsm8k::new(q, &gold, steps.unwrap_or(4))),
+                !gold.is_empty(),
+            )
         }
         (TaskName::Game24, None, Some(p), None) => given("puzzle", Box::new(Game24::new(p)?), true),
         (TaskName::Text, Some(q), None, None) => given("input", Box::new(Text::new(q)?), true),
@@ -170,7 +177,9 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
         (TaskName::Gsm8k, ..) => bail!("give one of --question TEXT or --index N"),
         (TaskName::Game24, ..) => bail!("give one of --puzzle \"4 5 6 10\" or --index N"),
         (TaskName::Text, ..) => bail!("give one of --question \"FOUR SENTENCES\" or --index N"),
-        (TaskName::Blocksworld, ..) => bail!("blocksworld problems come from the dataset: give --index N"),
+        (TaskName::Blocksworld, ..) => {
+            bail!("blocksworld problems come from the dataset: give --index N")
+        }
     }
 }
 
@@ -222,7 +231,12 @@ pub fn run(args: SolveArgs) -> Result<()> {
         ..LlamaOptions::default()
     };
     let need_draft = args.engine != EngineKind::Ar;
-    let (target, draft) = load_pair(args.target.as_deref(), args.draft.as_deref(), need_draft, &options)?;
+    let (target, draft) = load_pair(
+        args.target.as_deref(),
+        args.draft.as_deref(),
+        need_draft,
+        &options,
+    )?;
     let engine_config = EngineConfig {
         kind: args.engine,
         gamma: args.gamma,
@@ -231,7 +245,8 @@ pub fn run(args: SolveArgs) -> Result<()> {
         trace: false,
     };
     let mut engine = Engine::new(target, draft, engine_config)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut totals = Totals::default();
     for p in &problems {
         let tree = solve_one(&mut engine, p, &config)?;
@@ -240,11 +255,7 @@ pub fn run(args: SolveArgs) -> Result<()> {
         write_atomic(&json, &serde_json::to_vec_pretty(&tree)?)?;
         let html = base.with_extension("html");
         write_atomic(&html, super::html::render(&tree).as_bytes())?;
-        let check = tree.answer.clone().unwrap_or_else(|| crate::search::task::Check {
-            answer: None,
-            correct: false,
-            score: 0.0,
-        });
+        let check = tree.answer.clone().context("the search gave no answer")?;
         let verdict = match (p.checkable, check.correct) {
             (false, _) => "no gold answer to check",
             (true, true) => "right",
@@ -270,7 +281,10 @@ pub fn run(args: SolveArgs) -> Result<()> {
 fn solve_one(engine: &mut Engine, p: &Problem, config: &SearchConfig) -> Result<Tree> {
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]").expect("valid template"));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]")
+                .expect("valid template"),
+        );
         bar.enable_steady_tick(Duration::from_millis(200));
         bar.set_prefix(format!("{} {}", p.task.name(), p.label));
         Some(bar)
@@ -280,7 +294,11 @@ fn solve_one(engine: &mut Engine, p: &Problem, config: &SearchConfig) -> Result<
     let steps = config.steps.unwrap_or_else(|| p.task.steps());
     let mut on_step = |tree: &Tree, record: &crate::search::tree::StepRecord| {
         if let Some(bar) = &bar {
-            let phase = if record.phase == Phase::Generate { "generated" } else { "evaluated" };
+            let phase = if record.phase == Phase::Generate {
+                "generated"
+            } else {
+                "evaluated"
+            };
             bar.set_message(format!(
                 "step {}/{steps} {phase}: {} states, {:.1} tokens/s",
                 record.step + 1,

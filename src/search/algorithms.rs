@@ -98,7 +98,12 @@ impl SearchConfig {
 pub type OnStep<'a> = dyn FnMut(&Tree, &StepRecord) + 'a;
 
 /// Runs one search and returns its tree.
-pub fn search(llm: &mut dyn Llm, task: &dyn Task, config: &SearchConfig, on_step: &mut OnStep) -> Result<Tree> {
+pub fn search(
+    llm: &mut dyn Llm,
+    task: &dyn Task,
+    config: &SearchConfig,
+    on_step: &mut OnStep,
+) -> Result<Tree> {
     config.validate()?;
     let mut s = Searcher {
         llm,
@@ -138,7 +143,13 @@ impl Searcher<'_, '_> {
 
     /// Sends one batch request: `n` samples of each prompt. Returns the texts
     /// and token counts per prompt.
-    fn ask(&mut self, specs: &[SampleSpec], n: usize, step: usize, phase: Phase) -> Result<Vec<Vec<(String, usize)>>> {
+    fn ask(
+        &mut self,
+        specs: &[SampleSpec],
+        n: usize,
+        step: usize,
+        phase: Phase,
+    ) -> Result<Vec<Vec<(String, usize)>>> {
         let first = &specs[0];
         let prompts = specs
             .iter()
@@ -149,10 +160,18 @@ impl Searcher<'_, '_> {
             n,
             sampling: self.config.sampling.clone(),
             draft_temperature: self.config.draft_temperature,
-            max_tokens: specs.iter().map(|s| s.max_tokens).max().unwrap_or(first.max_tokens),
+            max_tokens: specs
+                .iter()
+                .map(|s| s.max_tokens)
+                .max()
+                .unwrap_or(first.max_tokens),
             stop: first.stop.clone(),
             // A new seed per request, so repeated prompts give new samples.
-            seed: self.config.seed.wrapping_mul(1_000_003).wrapping_add(self.requests),
+            seed: self
+                .config
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(self.requests),
         };
         self.requests += 1;
         let t0 = Instant::now();
@@ -176,10 +195,19 @@ impl Searcher<'_, '_> {
     /// Generates the children of `parents` in one request. Identical new
     /// states are kept once.
     fn expand(&mut self, parents: &[usize], step: usize) -> Result<Vec<usize>> {
-        let states: Vec<String> = parents.iter().map(|&p| self.tree.nodes[p].state.clone()).collect();
+        let states: Vec<String> = parents
+            .iter()
+            .map(|&p| self.tree.nodes[p].state.clone())
+            .collect();
         let (specs, n): (Vec<SampleSpec>, usize) = match self.config.generation {
-            Generation::Sample => (states.iter().map(|s| self.task.sample(s, step)).collect(), self.config.k),
-            Generation::Propose => (states.iter().map(|s| self.task.propose(s, step)).collect(), 1),
+            Generation::Sample => (
+                states.iter().map(|s| self.task.sample(s, step)).collect(),
+                self.config.k,
+            ),
+            Generation::Propose => (
+                states.iter().map(|s| self.task.propose(s, step)).collect(),
+                1,
+            ),
         };
         let t0 = Instant::now();
         let outputs = self.ask(&specs, n, step, Phase::Generate)?;
@@ -192,7 +220,11 @@ impl Searcher<'_, '_> {
                     let (text, tokens) = samples.into_iter().next().unwrap_or_default();
                     let proposals = self.task.parse_proposals(state, &text);
                     let share = tokens / proposals.len().max(1);
-                    proposals.into_iter().take(self.config.k).map(|p| (p, share)).collect()
+                    proposals
+                        .into_iter()
+                        .take(self.config.k)
+                        .map(|p| (p, share))
+                        .collect()
                 }
             };
             for (thought, tokens) in thoughts {
@@ -221,15 +253,22 @@ impl Searcher<'_, '_> {
         if nodes.is_empty() {
             return Ok(());
         }
-        let states: Vec<String> = nodes.iter().map(|&n| self.tree.nodes[n].state.clone()).collect();
+        let states: Vec<String> = nodes
+            .iter()
+            .map(|&n| self.tree.nodes[n].state.clone())
+            .collect();
         let scores = match self.config.evaluation {
             Evaluation::Value => {
-                let specs: Vec<SampleSpec> = states.iter().map(|s| self.task.value(s, step)).collect();
+                let specs: Vec<SampleSpec> =
+                    states.iter().map(|s| self.task.value(s, step)).collect();
                 let outputs = self.ask(&specs, self.config.n_evaluate, step, Phase::Evaluate)?;
                 states
                     .iter()
                     .zip(outputs)
-                    .map(|(s, o)| self.task.value_of(s, &o.into_iter().map(|(t, _)| t).collect::<Vec<_>>()))
+                    .map(|(s, o)| {
+                        self.task
+                            .value_of(s, &o.into_iter().map(|(t, _)| t).collect::<Vec<_>>())
+                    })
                     .collect::<Vec<f64>>()
             }
             Evaluation::Vote => {
@@ -266,7 +305,11 @@ impl Searcher<'_, '_> {
             self.evaluate(&children, step)?;
             let kept = self.select(&children);
             for &c in &children {
-                self.tree.nodes[c].status = if kept.contains(&c) { Status::Kept } else { Status::Pruned };
+                self.tree.nodes[c].status = if kept.contains(&c) {
+                    Status::Kept
+                } else {
+                    Status::Pruned
+                };
             }
             frontier = kept;
         }
@@ -288,7 +331,8 @@ impl Searcher<'_, '_> {
     /// sampled in proportion to their scores without replacement.
     fn select(&mut self, children: &[usize]) -> Vec<usize> {
         let b = self.config.b.min(children.len());
-        let mut ranked: Vec<(usize, f64)> = children.iter().map(|&c| (c, self.rank_score(c))).collect();
+        let mut ranked: Vec<(usize, f64)> =
+            children.iter().map(|&c| (c, self.rank_score(c))).collect();
         match self.config.selection {
             Selection::Greedy => {
                 ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
@@ -329,26 +373,43 @@ impl Searcher<'_, '_> {
         Ok(found.unwrap_or(best_partial))
     }
 
-    fn dfs(&mut self, node: usize, step: usize, steps: usize, best_partial: &mut usize) -> Result<Option<usize>> {
+    fn dfs(
+        &mut self,
+        node: usize,
+        step: usize,
+        steps: usize,
+        best_partial: &mut usize,
+    ) -> Result<Option<usize>> {
         if step == steps {
             return Ok(Some(node));
         }
-        // The root is not a generated state.
-        if self.tree.nodes.len() - 1 >= self.config.budget {
+        // Nodes other than the root are the generated states.
+        if self.tree.nodes.len() > self.config.budget {
             return Ok(None);
         }
         let mut children = self.expand(&[node], step)?;
         self.evaluate(&children, step)?;
         let score = |t: &Tree, c: usize| t.nodes[c].score.unwrap_or(0.0);
-        children.sort_by(|&x, &y| score(&self.tree, y).total_cmp(&score(&self.tree, x)).then(x.cmp(&y)));
+        children.sort_by(|&x, &y| {
+            score(&self.tree, y)
+                .total_cmp(&score(&self.tree, x))
+                .then(x.cmp(&y))
+        });
         for c in children {
             if score(&self.tree, c) < self.config.threshold {
                 self.tree.nodes[c].status = Status::Pruned;
                 continue;
             }
             self.tree.nodes[c].status = Status::Kept;
-            let (d, bd) = (self.tree.nodes[c].depth, self.tree.nodes[*best_partial].depth);
-            if d > bd || (d == bd && score(&self.tree, c) > self.tree.nodes[*best_partial].score.unwrap_or(f64::MIN)) {
+            let (d, bd) = (
+                self.tree.nodes[c].depth,
+                self.tree.nodes[*best_partial].depth,
+            );
+            if d > bd
+                || (d == bd
+                    && score(&self.tree, c)
+                        > self.tree.nodes[*best_partial].score.unwrap_or(f64::MIN))
+            {
                 *best_partial = c;
             }
             if let Some(found) = self.dfs(c, step + 1, steps, best_partial)? {

@@ -32,8 +32,10 @@ pub struct ScriptedLlm {
 
 impl ScriptedLlm {
     pub fn answer(mut self, key: &str, outputs: &[&str]) -> Self {
-        self.answers
-            .push((key.to_string(), outputs.iter().map(|s| s.to_string()).collect()));
+        self.answers.push((
+            key.to_string(),
+            outputs.iter().map(|s| s.to_string()).collect(),
+        ));
         self
     }
 }

@@ -4,5 +4,5 @@
 pub mod algorithms;
 pub mod llm;
 pub mod task;
-pub mod tree;
 pub mod tasks;
+pub mod tree;

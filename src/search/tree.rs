@@ -115,7 +115,10 @@ impl Tree {
 
     /// Sum of the scores from the root to `id`.
     pub fn cumulative_score(&self, id: usize) -> f64 {
-        self.path_to(id).iter().filter_map(|&n| self.nodes[n].score).sum()
+        self.path_to(id)
+            .iter()
+            .filter_map(|&n| self.nodes[n].score)
+            .sum()
     }
 
     pub fn generated_tokens(&self) -> usize {
@@ -128,7 +131,14 @@ impl Tree {
         let nodes: Vec<_> = self
             .nodes
             .iter()
-            .map(|n| (n.parent, &n.thought, n.score.map(|s| format!("{s:.6}")), n.status))
+            .map(|n| {
+                (
+                    n.parent,
+                    &n.thought,
+                    n.score.map(|s| format!("{s:.6}")),
+                    n.status,
+                )
+            })
             .collect();
         serde_json::to_string(&(nodes, &self.path, &self.answer)).unwrap_or_default()
     }
