@@ -1,10 +1,7 @@
 //! `seed generate`: completions for prompts with any engine.
 
-use super::load::load_pair;
-use crate::decode::{
-    Engine, EngineConfig, EngineKind, Output, Request, Sampling, TreeShape, VerifyPolicy,
-};
-use crate::model::llama::LlamaOptions;
+use super::load::EngineArgs;
+use crate::decode::{Output, Request, Sampling};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
@@ -20,23 +17,8 @@ pub struct GenerateArgs {
     /// Samples per prompt.
     #[arg(long, default_value_t = 1)]
     pub n: usize,
-    #[arg(long, default_value = "seed")]
-    pub engine: EngineKind,
-    /// Target model: a GGUF path or a known name (default: the default pair).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Draft model: a GGUF path or a known name.
-    #[arg(long)]
-    pub draft: Option<String>,
-    /// Draft length of `sd` and `seed`.
-    #[arg(long, default_value_t = 3)]
-    pub gamma: usize,
-    /// Draft tree shape, e.g. 2,1,1 (default for mcsd; seed drafts a chain unless given).
-    #[arg(long)]
-    pub tree: Option<TreeShape>,
-    /// How `seed` verifies queued drafts.
-    #[arg(long, default_value = "fcfs")]
-    pub verify: VerifyPolicy,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Temperature of the draft model (default: the target's).
@@ -59,12 +41,6 @@ pub struct GenerateArgs {
     /// Print one JSON object per completion a line.
     #[arg(long)]
     pub json: bool,
-    /// KV cache cells shared by all branches.
-    #[arg(long, default_value_t = 8192)]
-    pub ctx: usize,
-    /// CPU threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// Write every draft and verify event to this JSON file.
     #[arg(long)]
     pub trace: Option<PathBuf>,
@@ -96,26 +72,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     // Bad requests fail before any model is loaded or fetched.
     request.validate()?;
-    let options = LlamaOptions {
-        context: args.ctx,
-        threads: args.threads,
-        ..LlamaOptions::default()
-    };
-    let need_draft = args.engine != EngineKind::Ar;
-    let (target, draft) = load_pair(
-        args.target.as_deref(),
-        args.draft.as_deref(),
-        need_draft,
-        &options,
-    )?;
-    let config = EngineConfig {
-        kind: args.engine,
-        gamma: args.gamma,
-        tree: args.tree.clone(),
-        verify: args.verify,
-        trace: args.trace.is_some(),
-    };
-    let mut engine = Engine::new(target, draft, config)?;
+    let mut engine = args.engine.build(args.trace.is_some())?;
     let mut request = request;
     if !args.raw {
         request.prompts = request

@@ -1,10 +1,67 @@
 //! Resolving and loading the target and draft models for a command.
 
 use super::models;
+use crate::decode::{Engine, EngineConfig, EngineKind, TreeShape, VerifyPolicy};
 use crate::model::llama::{LlamaLm, LlamaOptions};
 use crate::model::Model;
 use anyhow::{Context, Result};
+use clap::Args;
 use std::path::PathBuf;
+
+/// The engine options shared by every command that runs a model.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// ar, sd, mcsd or seed.
+    #[arg(long = "engine", default_value = "seed")]
+    pub kind: EngineKind,
+    /// Target model: a GGUF path or a known name (default: the default pair).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Draft model: a GGUF path or a known name.
+    #[arg(long)]
+    pub draft: Option<String>,
+    /// Draft length of `sd` and `seed`.
+    #[arg(long, default_value_t = 3)]
+    pub gamma: usize,
+    /// Draft tree shape, e.g. 2,1,1 (default for mcsd; seed drafts a chain unless given).
+    #[arg(long)]
+    pub tree: Option<TreeShape>,
+    /// How `seed` verifies queued drafts.
+    #[arg(long, default_value = "fcfs")]
+    pub verify: VerifyPolicy,
+    /// KV cache cells shared by all branches.
+    #[arg(long, default_value_t = 8192)]
+    pub ctx: usize,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl EngineArgs {
+    /// Loads the models (fetching the default pair on first use) and builds the engine.
+    pub fn build(&self, trace: bool) -> Result<Engine> {
+        let options = LlamaOptions {
+            context: self.ctx,
+            threads: self.threads,
+            ..LlamaOptions::default()
+        };
+        let need_draft = self.kind != EngineKind::Ar;
+        let (target, draft) = load_pair(
+            self.target.as_deref(),
+            self.draft.as_deref(),
+            need_draft,
+            &options,
+        )?;
+        let config = EngineConfig {
+            kind: self.kind,
+            gamma: self.gamma,
+            tree: self.tree.clone(),
+            verify: self.verify,
+            trace,
+        };
+        Ok(Engine::new(target, draft, config)?)
+    }
+}
 
 /// A model given on the command line: a GGUF path or a known model's name
 /// (installed on first use).
@@ -29,7 +86,7 @@ pub fn resolve(arg: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-pub fn load(arg: &str, options: &LlamaOptions) -> Result<Box<dyn Model>> {
+fn load(arg: &str, options: &LlamaOptions) -> Result<Box<dyn Model>> {
     let path = resolve(arg)?;
     let model = LlamaLm::load(&path, options).with_context(|| format!("loading {arg}"))?;
     Ok(Box::new(model))
@@ -39,7 +96,7 @@ pub fn load(arg: &str, options: &LlamaOptions) -> Result<Box<dyn Model>> {
 pub type ModelPair = (Box<dyn Model>, Option<Box<dyn Model>>);
 
 /// The target and (when wanted) the draft: the given ones, else the default pair.
-pub fn load_pair(
+fn load_pair(
     target: Option<&str>,
     draft: Option<&str>,
     need_draft: bool,

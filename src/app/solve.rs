@@ -1,9 +1,8 @@
 //! `seed solve`: tree-of-thought search on one problem or a range of a dataset.
 
 use super::generate::{peak_memory_mib, write_atomic};
-use super::load::load_pair;
-use crate::decode::{Engine, EngineConfig, EngineKind, Sampling, TreeShape, VerifyPolicy};
-use crate::model::llama::LlamaOptions;
+use super::load::EngineArgs;
+use crate::decode::{Engine, Sampling};
 use crate::search::algorithms::{search, Evaluation, Generation, Method, SearchConfig, Selection};
 use crate::search::llm::Llm;
 use crate::search::task::Task;
@@ -72,18 +71,8 @@ pub struct SolveArgs {
     /// DFS: most states to generate.
     #[arg(long, default_value_t = 100)]
     pub budget: usize,
-    #[arg(long, default_value = "seed")]
-    pub engine: EngineKind,
-    #[arg(long)]
-    pub target: Option<String>,
-    #[arg(long)]
-    pub draft: Option<String>,
-    #[arg(long, default_value_t = 3)]
-    pub gamma: usize,
-    #[arg(long)]
-    pub tree: Option<TreeShape>,
-    #[arg(long, default_value = "fcfs")]
-    pub verify: VerifyPolicy,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     #[arg(long, default_value_t = 0.7, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Temperature of the draft model (default: the target's).
@@ -95,10 +84,6 @@ pub struct SolveArgs {
     pub top_k: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, default_value_t = 8192)]
-    pub ctx: usize,
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// Folder for each problem's tree (JSON) and its page (HTML).
     #[arg(long, default_value = "seed-out")]
     pub out: PathBuf,
@@ -225,26 +210,7 @@ pub fn run(args: SolveArgs) -> Result<()> {
         ..Default::default()
     }
     .validate()?;
-    let options = LlamaOptions {
-        context: args.ctx,
-        threads: args.threads,
-        ..LlamaOptions::default()
-    };
-    let need_draft = args.engine != EngineKind::Ar;
-    let (target, draft) = load_pair(
-        args.target.as_deref(),
-        args.draft.as_deref(),
-        need_draft,
-        &options,
-    )?;
-    let engine_config = EngineConfig {
-        kind: args.engine,
-        gamma: args.gamma,
-        tree: args.tree.clone(),
-        verify: args.verify,
-        trace: false,
-    };
-    let mut engine = Engine::new(target, draft, engine_config)?;
+    let mut engine = args.engine.build(false)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut totals = Totals::default();
