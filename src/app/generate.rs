@@ -1,7 +1,7 @@
 //! `seed generate`: completions for prompts with any engine.
 
 use super::load::EngineArgs;
-use crate::decode::{Output, Request, Sampling};
+use crate::decode::{find_divergences, Divergence, Output, Request, Sampling};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
@@ -44,6 +44,10 @@ pub struct GenerateArgs {
     /// Write every draft and verify event to this JSON file.
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// Also decode with `ar` and, where a completion differs, report the
+    /// target's top-two logit gap at the first differing token (temperature 0).
+    #[arg(long)]
+    pub check_divergence: bool,
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
@@ -72,6 +76,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     // Bad requests fail before any model is loaded or fetched.
     request.validate()?;
+    if args.check_divergence && !request.sampling.is_greedy() {
+        anyhow::bail!("--check-divergence needs --temperature 0");
+    }
     let mut engine = args.engine.build(args.trace.is_some())?;
     let mut request = request;
     if !args.raw {
@@ -85,7 +92,31 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     if let Some(path) = &args.trace {
         write_atomic(path, &serde_json::to_vec_pretty(&output.trace)?)?;
     }
-    print_output(&output, args.json)
+    print_output(&output, args.json)?;
+    if args.check_divergence {
+        report_divergences(&find_divergences(&mut engine, &request, &output)?, &output);
+    }
+    Ok(())
+}
+
+fn report_divergences(found: &[Divergence], output: &Output) {
+    eprintln!(
+        "divergence check: {} of {} completions differ from ar",
+        found.len(),
+        output.completions.len()
+    );
+    for d in found {
+        eprintln!(
+            "  prompt {} sample {}: first difference at generated token {} (ar {:?}, {} {:?}); target top-two logit gap {:.4}",
+            d.prompt_index,
+            d.sample_index,
+            d.position,
+            d.ar_token,
+            output.stats.engine,
+            d.engine_token,
+            d.top_two_gap
+        );
+    }
 }
 
 fn print_output(output: &Output, json: bool) -> Result<()> {

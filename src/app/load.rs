@@ -35,6 +35,9 @@ pub struct EngineArgs {
     /// CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Batch-invariant kernels: every engine gives `ar`'s tokens at temperature 0.
+    #[arg(long)]
+    pub exact: bool,
 }
 
 impl EngineArgs {
@@ -43,6 +46,7 @@ impl EngineArgs {
         let options = LlamaOptions {
             context: self.ctx,
             threads: self.threads,
+            exact: self.exact,
             ..LlamaOptions::default()
         };
         let need_draft = self.kind != EngineKind::Ar;

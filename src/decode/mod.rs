@@ -6,10 +6,12 @@
 
 pub mod accept;
 mod branch;
+mod divergence;
 mod engine;
 pub mod sampling;
 mod scheduler;
 
+pub use divergence::{find_divergences, Divergence};
 pub use engine::Engine;
 pub use sampling::Sampling;
 

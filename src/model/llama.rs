@@ -10,6 +10,20 @@
 //! sequence changes the rounding (measured on SmolLM2: logits off by up to
 //! 0.7, enough to flip greedy choices). Keeping holes closed keeps every
 //! sequence's cells in position order, as in plain one-sequence decoding.
+//!
+//! Exact mode ([`LlamaOptions::exact`]) makes every logits row independent of
+//! what else is in its forward. ggml's CPU backend picks kernels by batch
+//! shape, and they round differently (measured on the Qwen2.5 Q4_K_M pair:
+//! logits off by up to 0.7 between a row computed alone and inside a batch):
+//! - K-quant matrix products take a tiled kernel from 8 rows on: turned off
+//!   (`GGML_CPU_TILED_MM=0`, read once per process);
+//! - weights repacked at load time use a 4-row gemm beside a 1-row gemv: not
+//!   repacked (all weights kept in the plain CPU buffer);
+//! - flash attention takes a tiled kernel from 64 query rows on and splits the
+//!   cache across threads for a single row: forwards are cut into chunks of
+//!   2 to 63 tokens (a lone token gets a padding token beside it).
+//! What remains (per-row vector dot products, flash attention summing a
+//! sequence's cells in order) does not depend on the batch.
 
 use super::{BatchToken, Model, ModelError, Result, SeqId, Token};
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -45,7 +59,13 @@ pub struct LlamaOptions {
     pub max_sequences: usize,
     /// CPU threads; 0 for all cores.
     pub threads: usize,
+    /// Batch-invariant kernels (see the module comment).
+    pub exact: bool,
 }
+
+/// Largest exact-mode forward: flash attention switches to its tiled kernel at
+/// 64 query rows (`GGML_FA_TILE_Q`).
+const EXACT_MAX_TOKENS: usize = 63;
 
 impl Default for LlamaOptions {
     fn default() -> Self {
@@ -53,6 +73,7 @@ impl Default for LlamaOptions {
             context: 8192,
             max_sequences: 256,
             threads: 0,
+            exact: false,
         }
     }
 }
@@ -65,8 +86,12 @@ pub struct LlamaLm {
     vocab_size: usize,
     context: usize,
     /// Cached length of each live sequence, indexed by sequence id; the last id
-    /// is reserved for retired cells.
+    /// is reserved for retired cells, the one before it for padding tokens.
     lens: Vec<Option<usize>>,
+    exact: bool,
+    /// Exact mode: the requested logits rows of the last forward, copied out
+    /// of the chunks it was cut into.
+    exact_logits: Vec<f32>,
     /// Whether any cell is retired.
     retired: bool,
     /// Batch index of each requested logits row of the last forward.
@@ -87,6 +112,12 @@ impl LlamaLm {
         } else {
             0
         });
+        let mut params = std::pin::pin!(params);
+        if options.exact {
+            disable_tiled_matmul();
+            // Every tensor in the plain CPU buffer: no repacked weights.
+            params.as_mut().add_cpu_buft_override(c".*");
+        }
         let model = LlamaModel::load_from_file(backend(), path, &params).map_err(|e| {
             load_err(format!(
                 "llama.cpp could not load it ({e}); is it a complete GGUF model?"
@@ -103,7 +134,7 @@ impl LlamaLm {
         let context = options.context.max(256).div_ceil(256) * 256;
         // llama.cpp aborts if it may need more output rows (one per sequence)
         // than a batch holds, and a batch holds at most the context.
-        let max_sequences = options.max_sequences.min(context / 2).clamp(2, 256);
+        let max_sequences = options.max_sequences.min(context / 2).clamp(3, 256);
         let cparams = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(context as u32))
             .with_n_batch(context as u32)
@@ -111,7 +142,12 @@ impl LlamaLm {
             .with_n_seq_max(max_sequences as u32)
             .with_kv_unified(true)
             .with_n_threads(threads)
-            .with_n_threads_batch(threads);
+            .with_n_threads_batch(threads)
+            .with_flash_attention_policy(if options.exact {
+                llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
+            } else {
+                llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO
+            });
         // SAFETY: the context borrows the model, which is boxed (stable address) and
         // outlives it: `ctx` is dropped before `model` (field order) and neither moves out.
         let model_ref: &'static LlamaModel = unsafe { &*(model.as_ref() as *const LlamaModel) };
@@ -131,6 +167,8 @@ impl LlamaLm {
             vocab_size,
             context,
             lens: vec![None; max_sequences],
+            exact: options.exact,
+            exact_logits: Vec::new(),
             retired: false,
             rows: Vec::new(),
             batch: LlamaBatch::new(1, 1),
@@ -146,7 +184,7 @@ impl LlamaLm {
     }
 
     fn free_id(&self) -> Result<SeqId> {
-        let usable = self.lens.len() - 1;
+        let usable = self.lens.len() - 2;
         self.lens[..usable]
             .iter()
             .position(Option::is_none)
@@ -156,6 +194,62 @@ impl LlamaLm {
 
     fn retired_id(&self) -> i32 {
         self.lens.len() as i32 - 1
+    }
+
+    fn padding_id(&self) -> i32 {
+        self.lens.len() as i32 - 2
+    }
+
+    /// Runs one llama.cpp decode over `batch`, after the caller's checks, and
+    /// records which batch rows hold the requested logits. In exact mode a lone
+    /// token gets a padding token on the padding sequence beside it.
+    fn decode(&mut self, batch: &[BatchToken]) -> Result<()> {
+        self.rows.clear();
+        let pad = self.exact && batch.len() == 1;
+        let capacity = batch.len() + usize::from(pad);
+        if capacity > self.batch_capacity {
+            self.batch_capacity = capacity.next_power_of_two();
+            self.batch = LlamaBatch::new(self.batch_capacity, self.lens.len() as i32);
+        }
+        self.batch.clear();
+        let mut ids = Vec::new();
+        for (i, t) in batch.iter().enumerate() {
+            ids.clear();
+            ids.extend(t.seqs.iter().map(|s| s.0 as i32));
+            self.batch
+                .add(LlamaToken(t.token as i32), t.pos as i32, &ids, t.logits)
+                .map_err(|e| ModelError::Forward(e.to_string()))?;
+            if t.logits {
+                self.rows.push(i as i32);
+            }
+        }
+        if pad {
+            self.batch
+                .add(
+                    LlamaToken(batch[0].token as i32),
+                    0,
+                    &[self.padding_id()],
+                    false,
+                )
+                .map_err(|e| ModelError::Forward(e.to_string()))?;
+        }
+        let mut status = self.ctx.decode(&mut self.batch);
+        if status == Err(DecodeError::NoKvCacheSlot) && self.retired {
+            // Out of room: give up cell order for room (see the module comment).
+            self.reclaim();
+            status = self.ctx.decode(&mut self.batch);
+        }
+        match status {
+            Ok(()) => Ok(()),
+            Err(DecodeError::NoKvCacheSlot) => {
+                self.rows.clear();
+                Err(ModelError::CacheFull(self.context))
+            }
+            Err(e) => {
+                self.rows.clear();
+                Err(ModelError::Forward(e.to_string()))
+            }
+        }
     }
 
     /// Moves the cells of `seq` from position `from` on to the retired sequence.
@@ -172,6 +266,15 @@ impl LlamaLm {
         self.retired = true;
         Ok(())
     }
+}
+
+/// Turns off ggml's tiled K-quant matrix product for this process (ggml reads
+/// the switch once, at the first matrix product).
+fn disable_tiled_matmul() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: called before any llama.cpp compute thread reads the environment
+    // (it runs at model load, before the first forward of this process's models).
+    ONCE.call_once(|| std::env::set_var("GGML_CPU_TILED_MM", "0"));
 }
 
 /// A clearer message than llama.cpp's for files that are not GGUF at all.
@@ -283,45 +386,36 @@ impl Model for LlamaLm {
         if batch.len() > self.context {
             return Err(ModelError::CacheFull(self.context));
         }
-        if batch.len() > self.batch_capacity {
-            self.batch_capacity = batch.len().next_power_of_two();
-            self.batch = LlamaBatch::new(self.batch_capacity, self.lens.len() as i32);
-        }
-        self.batch.clear();
-        let mut ids = Vec::new();
-        for (i, t) in batch.iter().enumerate() {
-            ids.clear();
-            ids.extend(t.seqs.iter().map(|s| s.0 as i32));
-            self.batch
-                .add(LlamaToken(t.token as i32), t.pos as i32, &ids, t.logits)
-                .map_err(|e| ModelError::Forward(e.to_string()))?;
-            if t.logits {
-                self.rows.push(i as i32);
+        if self.exact {
+            self.exact_logits.clear();
+            for chunk in batch.chunks(EXACT_MAX_TOKENS) {
+                self.decode(chunk)?;
+                for row in 0..self.rows.len() {
+                    let logits = self.ctx.get_logits_ith(self.rows[row]);
+                    self.exact_logits.extend_from_slice(logits);
+                }
+                // Committed chunk by chunk so that a failure leaves them true.
+                for t in chunk {
+                    for s in &t.seqs {
+                        self.lens[s.0 as usize] = Some(t.pos + 1);
+                    }
+                }
             }
+            let padding = self.padding_id() as u32;
+            let _ = self.ctx.clear_kv_cache_seq(Some(padding), None, None);
+        } else {
+            self.decode(batch)?;
+            self.lens = next;
         }
-        let mut status = self.ctx.decode(&mut self.batch);
-        if status == Err(DecodeError::NoKvCacheSlot) && self.retired {
-            // Out of room: give up cell order for room (see the module comment).
-            self.reclaim();
-            status = self.ctx.decode(&mut self.batch);
-        }
-        match status {
-            Ok(()) => {}
-            Err(DecodeError::NoKvCacheSlot) => {
-                self.rows.clear();
-                return Err(ModelError::CacheFull(self.context));
-            }
-            Err(e) => {
-                self.rows.clear();
-                return Err(ModelError::Forward(e.to_string()));
-            }
-        }
-        self.lens = next;
         Ok(())
     }
 
     fn logits(&self, row: usize) -> &[f32] {
-        self.ctx.get_logits_ith(self.rows[row])
+        if self.exact {
+            &self.exact_logits[row * self.vocab_size..(row + 1) * self.vocab_size]
+        } else {
+            self.ctx.get_logits_ith(self.rows[row])
+        }
     }
 
     fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<Token>> {

@@ -23,10 +23,21 @@ pub fn smollm_path() -> PathBuf {
 }
 
 pub fn smollm(context: usize) -> LlamaLm {
+    load_smollm(context, false)
+}
+
+/// SmolLM2 with batch-invariant kernels.
+#[allow(dead_code)]
+pub fn smollm_exact(context: usize) -> LlamaLm {
+    load_smollm(context, true)
+}
+
+fn load_smollm(context: usize, exact: bool) -> LlamaLm {
     let options = LlamaOptions {
         context,
         max_sequences: 64,
         threads: 0,
+        exact,
     };
     LlamaLm::load(&smollm_path(), &options).expect("load SmolLM2")
 }

@@ -1,0 +1,112 @@
+//! Explaining where a greedy engine's output leaves plain decoding's.
+//!
+//! Outside exact mode a batched target forward may round differently from a
+//! one-token forward, so at a near-tie the engine can pick another token than
+//! `ar` would. [`find_divergences`] reruns the request with `ar`, finds the
+//! first differing token of every completion, and measures the target's gap
+//! between its two best tokens there with a one-token forward: a small gap
+//! says the difference is rounding at a near-tie, not a bug.
+
+use super::{DecodeError, Engine, EngineKind, Output, Request, Result};
+use crate::model::{BatchToken, Model, Token};
+use serde::Serialize;
+
+/// The first position where one completion differs from `ar`'s.
+#[derive(Clone, Debug, Serialize)]
+pub struct Divergence {
+    pub prompt_index: usize,
+    pub sample_index: usize,
+    /// Generated tokens both agree on before the difference.
+    pub position: usize,
+    pub ar_token: Option<Token>,
+    pub engine_token: Option<Token>,
+    /// Target logit of its best token minus its second best, by a one-token
+    /// forward at that position.
+    pub top_two_gap: f32,
+}
+
+/// Runs `request` with `ar` on the same models and compares it with `output`
+/// (the engine's result for the same request). Needs temperature 0.
+pub fn find_divergences(
+    engine: &mut Engine,
+    request: &Request,
+    output: &Output,
+) -> Result<Vec<Divergence>> {
+    if !request.sampling.is_greedy() {
+        return Err(DecodeError::Invalid(
+            "checking divergence needs temperature 0 (greedy output is deterministic)".into(),
+        ));
+    }
+    let kind = engine.config.kind;
+    engine.config.kind = EngineKind::Ar;
+    let reference = engine.generate(request);
+    engine.config.kind = kind;
+    let reference = reference?;
+    let mut found = Vec::new();
+    for (ours, theirs) in output.completions.iter().zip(&reference.completions) {
+        let position = ours
+            .tokens
+            .iter()
+            .zip(&theirs.tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if position == ours.tokens.len() && position == theirs.tokens.len() {
+            continue;
+        }
+        let mut context = engine
+            .target
+            .tokenize(&request.prompts[ours.prompt_index], true)?;
+        context.extend_from_slice(&ours.tokens[..position]);
+        found.push(Divergence {
+            prompt_index: ours.prompt_index,
+            sample_index: ours.sample_index,
+            position,
+            ar_token: theirs.tokens.get(position).copied(),
+            engine_token: ours.tokens.get(position).copied(),
+            top_two_gap: top_two_gap(engine.target.as_mut(), &context)?,
+        });
+    }
+    Ok(found)
+}
+
+/// The gap between the two best next-token logits after `context`, the last
+/// token fed alone as plain decoding does.
+fn top_two_gap(model: &mut dyn Model, context: &[Token]) -> Result<f32> {
+    let seq = model.create()?;
+    let result = (|| {
+        let (last, head) = context.split_last().expect("prompts are never empty");
+        let batch: Vec<BatchToken> = head
+            .iter()
+            .enumerate()
+            .map(|(pos, &token)| BatchToken {
+                token,
+                pos,
+                seqs: vec![seq],
+                logits: false,
+            })
+            .collect();
+        for chunk in batch.chunks(1024) {
+            model.forward(chunk)?;
+        }
+        model.forward(&[BatchToken {
+            token: *last,
+            pos: head.len(),
+            seqs: vec![seq],
+            logits: true,
+        }])?;
+        let logits = model.logits(0);
+        let (mut best, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+        for &x in logits {
+            if x > best {
+                second = best;
+                best = x;
+            } else if x > second {
+                second = x;
+            }
+        }
+        Ok(best - second)
+    })();
+    model.release(seq);
+    model.reclaim();
+    result
+}
