@@ -21,13 +21,20 @@ const PROMPTS: [&str; 4] = [
 /// closer than this (batched kernels move SmolLM2 logits by up to ~0.9).
 const NEAR_TIE: f32 = 2.0;
 
-fn engine(kind: EngineKind, tree: Option<&str>, verify: VerifyPolicy, exact: bool) -> Engine {
+fn engine(
+    kind: EngineKind,
+    tree: Option<&str>,
+    verify: VerifyPolicy,
+    exact: bool,
+    prefix_cache: bool,
+) -> Engine {
     let config = EngineConfig {
         kind,
         gamma: 3,
         tree: tree.map(|t| t.parse::<TreeShape>().unwrap()),
         verify,
         trace: false,
+        prefix_cache,
     };
     let load = || {
         if exact {
@@ -67,23 +74,33 @@ const CONFIGS: [(EngineKind, Option<&str>, VerifyPolicy); 6] = [
 fn exact_mode_engines_match_greedy_decoding_on_smollm2() {
     let _lock = common::REAL_MODEL_LOCK.lock();
     for (n, prompts) in [(1, &PROMPTS[..]), (3, &PROMPTS[..2]), (8, &PROMPTS[2..])] {
-        let mut ar = engine(EngineKind::Ar, None, VerifyPolicy::Fcfs, true);
+        let mut ar = engine(EngineKind::Ar, None, VerifyPolicy::Fcfs, true, false);
         let req = request(&ar, prompts, n);
         let want: Vec<_> = ar.generate(&req).unwrap().completions;
         assert_eq!(want.len(), prompts.len() * n);
         assert!(want.iter().all(|c| !c.tokens.is_empty()));
-        for (kind, tree, verify) in CONFIGS {
-            let out = engine(kind, tree, verify, true).generate(&req).unwrap();
-            let (drafted, accepted) = (out.stats.drafted, out.stats.accepted);
-            assert!(
-                accepted > 0 && accepted < drafted,
-                "{kind}: drafts should be partly rejected ({accepted}/{drafted})"
-            );
-            for (i, (got, want)) in out.completions.iter().zip(&want).enumerate() {
-                assert_eq!(
-                    got.tokens, want.tokens,
-                    "{kind} {verify:?} tree {tree:?} n={n}: completion {i} differs from ar"
-                );
+        let with_cache = [(EngineKind::Ar, None, VerifyPolicy::Fcfs)];
+        for (kind, tree, verify) in with_cache.into_iter().chain(CONFIGS) {
+            for prefix_cache in [false, true] {
+                let mut e = engine(kind, tree, verify, true, prefix_cache);
+                // With the cache, the second request finds its prompts cached.
+                for call in 0..1 + usize::from(prefix_cache) {
+                    let out = e.generate(&req).unwrap();
+                    let (drafted, accepted) = (out.stats.drafted, out.stats.accepted);
+                    assert!(
+                        kind == EngineKind::Ar || (accepted > 0 && accepted < drafted),
+                        "{kind}: drafts should be partly rejected ({accepted}/{drafted})"
+                    );
+                    if call == 1 {
+                        assert!(out.stats.prompt_reused > 0, "{kind}: nothing reused");
+                    }
+                    for (i, (got, want)) in out.completions.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            got.tokens, want.tokens,
+                            "{kind} {verify:?} tree {tree:?} n={n} prefix cache {prefix_cache} call {call}: completion {i} differs from ar"
+                        );
+                    }
+                }
             }
         }
     }
@@ -94,7 +111,7 @@ fn fast_mode_divergences_are_near_ties_on_smollm2() {
     let _lock = common::REAL_MODEL_LOCK.lock();
     let mut checked = 0;
     for (kind, tree, verify) in CONFIGS {
-        let mut e = engine(kind, tree, verify, false);
+        let mut e = engine(kind, tree, verify, false, true);
         let req = request(&e, &PROMPTS, 3);
         let out = e.generate(&req).unwrap();
         for d in find_divergences(&mut e, &req, &out).unwrap() {

@@ -11,12 +11,13 @@ use seed::search::tasks::{game24::Game24, gsm8k::Gsm8k, text::Text};
 use seed::search::tree::Tree;
 
 fn engine(kind: EngineKind) -> Engine {
-    let draft = (kind != EngineKind::Ar).then(|| Box::new(common::smollm(8192)) as Box<dyn Model>);
+    let draft =
+        (kind != EngineKind::Ar).then(|| Box::new(common::smollm_exact(8192)) as Box<dyn Model>);
     let config = EngineConfig {
         kind,
         ..EngineConfig::default()
     };
-    Engine::new(Box::new(common::smollm(8192)), draft, config).unwrap()
+    Engine::new(Box::new(common::smollm_exact(8192)), draft, config).unwrap()
 }
 
 fn tree(kind: EngineKind, task: &dyn Task, generation: Generation) -> Tree {

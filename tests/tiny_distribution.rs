@@ -116,6 +116,7 @@ fn engine_pairs(
         tree: tree.map(|t| t.parse::<TreeShape>().unwrap()),
         verify,
         trace: false,
+        prefix_cache: true,
     };
     let mut engine = Engine::new(
         Box::new(TinyLm::new(TinyConfig::target())),

@@ -12,6 +12,7 @@ fn engine(kind: EngineKind, tree: Option<&str>, verify: VerifyPolicy) -> Engine 
         tree: tree.map(|t| t.parse::<TreeShape>().unwrap()),
         verify,
         trace: true,
+        prefix_cache: true,
     };
     Engine::new(
         Box::new(TinyLm::new(TinyConfig::target())),

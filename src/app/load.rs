@@ -8,18 +8,49 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-/// The engine options shared by every command that runs a model.
+/// Which models to load and how.
 #[derive(Args, Debug, Clone)]
-pub struct EngineArgs {
-    /// ar, sd, mcsd or seed.
-    #[arg(long = "engine", default_value = "seed")]
-    pub kind: EngineKind,
+pub struct ModelArgs {
     /// Target model: a GGUF path or a known name (default: the default pair).
     #[arg(long)]
     pub target: Option<String>,
     /// Draft model: a GGUF path or a known name.
     #[arg(long)]
     pub draft: Option<String>,
+    /// KV cache cells shared by all branches.
+    #[arg(long, default_value_t = 8192)]
+    pub ctx: usize,
+    /// CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl ModelArgs {
+    /// Loads the target and, if wanted, the draft (fetching the default pair on first use).
+    pub fn load(&self, need_draft: bool, exact: bool) -> Result<ModelPair> {
+        let options = LlamaOptions {
+            context: self.ctx,
+            threads: self.threads,
+            exact,
+            ..LlamaOptions::default()
+        };
+        load_pair(
+            self.target.as_deref(),
+            self.draft.as_deref(),
+            need_draft,
+            &options,
+        )
+    }
+}
+
+/// The engine options shared by every command that runs a model.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// ar, sd, mcsd or seed.
+    #[arg(long = "engine", default_value = "seed")]
+    pub kind: EngineKind,
+    #[command(flatten)]
+    pub models: ModelArgs,
     /// Draft length of `sd` and `seed`.
     #[arg(long, default_value_t = 3)]
     pub gamma: usize,
@@ -29,39 +60,25 @@ pub struct EngineArgs {
     /// How `seed` verifies queued drafts.
     #[arg(long, default_value = "fcfs")]
     pub verify: VerifyPolicy,
-    /// KV cache cells shared by all branches.
-    #[arg(long, default_value_t = 8192)]
-    pub ctx: usize,
-    /// CPU threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// Batch-invariant kernels: every engine gives `ar`'s tokens at temperature 0.
     #[arg(long)]
     pub exact: bool,
+    /// Do not keep prompt prefixes' KV across requests.
+    #[arg(long)]
+    pub no_prefix_cache: bool,
 }
 
 impl EngineArgs {
     /// Loads the models (fetching the default pair on first use) and builds the engine.
     pub fn build(&self, trace: bool) -> Result<Engine> {
-        let options = LlamaOptions {
-            context: self.ctx,
-            threads: self.threads,
-            exact: self.exact,
-            ..LlamaOptions::default()
-        };
-        let need_draft = self.kind != EngineKind::Ar;
-        let (target, draft) = load_pair(
-            self.target.as_deref(),
-            self.draft.as_deref(),
-            need_draft,
-            &options,
-        )?;
+        let (target, draft) = self.models.load(self.kind != EngineKind::Ar, self.exact)?;
         let config = EngineConfig {
             kind: self.kind,
             gamma: self.gamma,
             tree: self.tree.clone(),
             verify: self.verify,
             trace,
+            prefix_cache: !self.no_prefix_cache,
         };
         Ok(Engine::new(target, draft, config)?)
     }

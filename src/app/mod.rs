@@ -1,5 +1,7 @@
 //! The `seed` command line.
 
+mod bench;
+mod charts;
 mod data;
 mod generate;
 pub mod html;
@@ -27,6 +29,8 @@ enum Command {
     Generate(Box<generate::GenerateArgs>),
     /// Solve a reasoning problem by tree-of-thought search.
     Solve(Box<solve::SolveArgs>),
+    /// Compare engine configurations on the same tree searches.
+    Bench(Box<bench::BenchArgs>),
     /// Install data files.
     Data {
         #[command(subcommand)]
@@ -55,6 +59,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => generate::run(*args),
         Command::Solve(args) => solve::run(*args),
+        Command::Bench(args) => bench::run(*args),
         Command::Models { action } => run_models(action),
         Command::Data { action } => data::run(action),
     };

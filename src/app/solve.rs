@@ -43,6 +43,21 @@ pub struct SolveArgs {
     /// The datasets folder (default: $SEED_DATA, ../shared/datasets, or `seed data fetch`'s).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub search: SearchArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.7, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Folder for each problem's tree (JSON) and its page (HTML).
+    #[arg(long, default_value = "seed-out")]
+    pub out: PathBuf,
+}
+
+/// How to search, shared by `solve` and `bench`.
+#[derive(Args, Debug, Clone)]
+pub struct SearchArgs {
     #[arg(long, default_value = "bfs")]
     pub method: Method,
     /// Thought generation: sample or propose (default: propose for game24, else sample).
@@ -71,10 +86,6 @@ pub struct SolveArgs {
     /// DFS: most states to generate.
     #[arg(long, default_value_t = 100)]
     pub budget: usize,
-    #[command(flatten)]
-    pub engine: EngineArgs,
-    #[arg(long, default_value_t = 0.7, allow_negative_numbers = true)]
-    pub temperature: f32,
     /// Temperature of the draft model (default: the target's).
     #[arg(long, allow_negative_numbers = true)]
     pub draft_temperature: Option<f32>,
@@ -84,20 +95,59 @@ pub struct SolveArgs {
     pub top_k: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Folder for each problem's tree (JSON) and its page (HTML).
-    #[arg(long, default_value = "seed-out")]
-    pub out: PathBuf,
+}
+
+impl SearchArgs {
+    /// The search settings for `task` at `temperature`, checked.
+    pub fn config(&self, task: TaskName, temperature: f32) -> Result<SearchConfig> {
+        let config = SearchConfig {
+            method: self.method,
+            generation: self.generate.unwrap_or(if task == TaskName::Game24 {
+                Generation::Propose
+            } else {
+                Generation::Sample
+            }),
+            evaluation: self.evaluate.unwrap_or(if task == TaskName::Text {
+                Evaluation::Vote
+            } else {
+                Evaluation::Value
+            }),
+            k: self.k,
+            b: self.b,
+            steps: self.steps,
+            n_evaluate: self.n_evaluate,
+            selection: self.select,
+            threshold: self.threshold,
+            budget: self.budget,
+            sampling: Sampling {
+                temperature,
+                top_p: self.top_p,
+                top_k: self.top_k,
+            },
+            draft_temperature: self.draft_temperature,
+            seed: self.seed,
+        };
+        config.validate()?;
+        crate::decode::Request {
+            prompts: vec![String::new()],
+            sampling: config.sampling.clone(),
+            draft_temperature: config.draft_temperature,
+            ..Default::default()
+        }
+        .validate()?;
+        Ok(config)
+    }
 }
 
 /// One problem to solve.
-struct Problem {
-    label: String,
-    task: Box<dyn Task>,
+pub struct Problem {
+    pub label: String,
+    pub task: Box<dyn Task>,
     /// Whether the checker knows the right answer.
-    checkable: bool,
+    pub checkable: bool,
 }
 
-fn parse_range(s: &str) -> Result<(usize, usize)> {
+pub fn parse_range(s: &str) -> Result<(usize, usize)> {
     let bad = || format!("--index {s:?}: expected a number or a range such as 900-909");
     match s.split_once('-') {
         Some((a, b)) => {
@@ -118,7 +168,7 @@ fn parse_range(s: &str) -> Result<(usize, usize)> {
 }
 
 fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
-    let steps = args.steps;
+    let steps = args.search.steps;
     let given = |label: &str, task: Box<dyn Task>, checkable| {
         Ok(vec![Problem {
             label: label.to_string(),
@@ -138,26 +188,7 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
         (TaskName::Game24, None, Some(p), None) => given("puzzle", Box::new(Game24::new(p)?), true),
         (TaskName::Text, Some(q), None, None) => given("input", Box::new(Text::new(q)?), true),
         (_, None, None, Some(range)) => {
-            let dir = DataDir::resolve(args.data.as_deref());
-            let (from, to) = parse_range(range)?;
-            (from..=to)
-                .map(|i| {
-                    let task: Box<dyn Task> = match args.task {
-                        TaskName::Gsm8k => {
-                            let (q, gold) = data::gsm8k(&dir, i)?;
-                            Box::new(Gsm8k::new(&q, &gold, steps.unwrap_or(4)))
-                        }
-                        TaskName::Game24 => Box::new(Game24::new(&data::game24(&dir, i)?)?),
-                        TaskName::Text => Box::new(Text::new(&data::text(&dir, i)?)?),
-                        TaskName::Blocksworld => Box::new(data::blocksworld(&dir, i)?.task(steps)?),
-                    };
-                    Ok(Problem {
-                        label: i.to_string(),
-                        task,
-                        checkable: true,
-                    })
-                })
-                .collect()
+            dataset_problems(args.task, args.data.as_deref(), parse_range(range)?, steps)
         }
         (TaskName::Gsm8k, ..) => bail!("give one of --question TEXT or --index N"),
         (TaskName::Game24, ..) => bail!("give one of --puzzle \"4 5 6 10\" or --index N"),
@@ -168,48 +199,38 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
     }
 }
 
-fn search_config(args: &SolveArgs) -> SearchConfig {
-    SearchConfig {
-        method: args.method,
-        generation: args.generate.unwrap_or(if args.task == TaskName::Game24 {
-            Generation::Propose
-        } else {
-            Generation::Sample
-        }),
-        evaluation: args.evaluate.unwrap_or(if args.task == TaskName::Text {
-            Evaluation::Vote
-        } else {
-            Evaluation::Value
-        }),
-        k: args.k,
-        b: args.b,
-        steps: args.steps,
-        n_evaluate: args.n_evaluate,
-        selection: args.select,
-        threshold: args.threshold,
-        budget: args.budget,
-        sampling: Sampling {
-            temperature: args.temperature,
-            top_p: args.top_p,
-            top_k: args.top_k,
-        },
-        draft_temperature: args.draft_temperature,
-        seed: args.seed,
-    }
+/// Problems `from..=to` of a task's dataset.
+pub fn dataset_problems(
+    task: TaskName,
+    data: Option<&std::path::Path>,
+    (from, to): (usize, usize),
+    steps: Option<usize>,
+) -> Result<Vec<Problem>> {
+    let dir = DataDir::resolve(data);
+    (from..=to)
+        .map(|i| {
+            let problem: Box<dyn Task> = match task {
+                TaskName::Gsm8k => {
+                    let (q, gold) = data::gsm8k(&dir, i)?;
+                    Box::new(Gsm8k::new(&q, &gold, steps.unwrap_or(4)))
+                }
+                TaskName::Game24 => Box::new(Game24::new(&data::game24(&dir, i)?)?),
+                TaskName::Text => Box::new(Text::new(&data::text(&dir, i)?)?),
+                TaskName::Blocksworld => Box::new(data::blocksworld(&dir, i)?.task(steps)?),
+            };
+            Ok(Problem {
+                label: i.to_string(),
+                task: problem,
+                checkable: true,
+            })
+        })
+        .collect()
 }
 
 pub fn run(args: SolveArgs) -> Result<()> {
     // Problems and settings are checked before any model is loaded or fetched.
     let problems = problems(&args)?;
-    let config = search_config(&args);
-    config.validate()?;
-    crate::decode::Request {
-        prompts: vec![String::new()],
-        sampling: config.sampling.clone(),
-        draft_temperature: config.draft_temperature,
-        ..Default::default()
-    }
-    .validate()?;
+    let config = args.search.config(args.task, args.temperature)?;
     let mut engine = args.engine.build(false)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;

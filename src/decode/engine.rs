@@ -2,6 +2,7 @@
 //! configured decoding method over them.
 
 use super::branch::{Branch, Limits};
+use super::prefix::PrefixCache;
 use super::sampling::choose;
 use super::scheduler::Speculator;
 use super::{DecodeError, EngineConfig, EngineKind, Output, Request, Result, RunStats};
@@ -15,6 +16,19 @@ pub struct Engine {
     pub target: Box<dyn Model>,
     pub draft: Option<Box<dyn Model>>,
     pub config: EngineConfig,
+    /// Prompt prefixes kept across requests, per model (when enabled).
+    target_cache: PrefixCache,
+    draft_cache: PrefixCache,
+}
+
+/// Share of the KV cache the prefix cache may keep between requests.
+const PREFIX_CACHE_SHARE: f64 = 0.5;
+/// Most cached prefix nodes (each holds a sequence of the model).
+const PREFIX_CACHE_NODES: usize = 64;
+
+fn new_cache(model: &dyn Model) -> PrefixCache {
+    let budget = (model.context_size() as f64 * PREFIX_CACHE_SHARE) as usize;
+    PrefixCache::new(budget, PREFIX_CACHE_NODES)
 }
 
 impl Engine {
@@ -52,11 +66,25 @@ impl Engine {
                 "the draft length must be at least 1".into(),
             ));
         }
+        let target_cache = new_cache(target.as_ref());
+        let draft_cache = new_cache(draft.as_deref().unwrap_or(target.as_ref()));
         Ok(Engine {
             target,
             draft,
             config,
+            target_cache,
+            draft_cache,
         })
+    }
+
+    /// Forgets every cached prompt prefix (so that a measurement starts cold).
+    pub fn clear_prefix_caches(&mut self) {
+        self.target_cache.clear(self.target.as_mut());
+        if let Some(d) = self.draft.as_mut() {
+            self.draft_cache.clear(d.as_mut());
+            d.reclaim();
+        }
+        self.target.reclaim();
     }
 
     /// Renders a user message with the target's chat template.
@@ -78,7 +106,10 @@ impl Engine {
             prompt_tokens: prompts.iter().map(Vec::len).sum(),
             ..RunStats::default()
         };
-        let mut branches = prefill(self.target.as_mut(), &prompts, request)?;
+        let cache = self.config.prefix_cache.then_some(&mut self.target_cache);
+        let (roots, reused) = process_prompts(self.target.as_mut(), cache, &prompts)?;
+        stats.prompt_reused = reused;
+        let mut branches = branches_from(self.target.as_mut(), roots, &prompts, request)?;
         let result = self.run(&mut branches, &prompts, request, &limits, &mut stats, start);
         // Free the cache whether or not the run succeeded.
         for b in &branches {
@@ -165,7 +196,8 @@ impl Engine {
             .as_mut()
             .expect("checked in Engine::new")
             .as_mut();
-        attach_draft(draft, branches, prompts)?;
+        let cache = self.config.prefix_cache.then_some(&mut self.draft_cache);
+        attach_draft(draft, cache, branches, prompts)?;
         let mut spec = Speculator {
             target: self.target.as_mut(),
             draft,
@@ -184,14 +216,14 @@ impl Engine {
     }
 }
 
-/// Processes each prompt once (all but its last token, which every branch
-/// feeds itself) and forks one sequence per sample from it.
-fn prefill(
+/// Makes one branch per sample from the prompts' sequences (forks of them;
+/// the last sample takes the sequence itself).
+fn branches_from(
     model: &mut dyn Model,
+    roots: Vec<SeqId>,
     prompts: &[Vec<Token>],
     request: &Request,
 ) -> Result<Vec<Branch>> {
-    let roots = process_prompts(model, prompts)?;
     let mut branches = Vec::with_capacity(prompts.len() * request.n);
     for (p, (&root, prompt)) in roots.iter().zip(prompts).enumerate() {
         for s in 0..request.n {
@@ -208,17 +240,27 @@ fn prefill(
     Ok(branches)
 }
 
-/// Feeds every prompt but its last token into a new sequence, in chunked
-/// batched forwards. Returns the sequences.
-fn process_prompts(model: &mut dyn Model, prompts: &[Vec<Token>]) -> Result<Vec<SeqId>> {
-    let seqs = prompts
+/// Returns a new sequence per prompt holding all but its last token (which
+/// every branch feeds itself), and how many of those tokens the prefix cache
+/// already held. Without a cache each prompt is computed in full.
+fn process_prompts(
+    model: &mut dyn Model,
+    cache: Option<&mut PrefixCache>,
+    prompts: &[Vec<Token>],
+) -> Result<(Vec<SeqId>, usize)> {
+    let heads: Vec<&[Token]> = prompts.iter().map(|p| &p[..p.len() - 1]).collect();
+    if let Some(cache) = cache {
+        let (seqs, stats) = cache.prefill(model, &heads)?;
+        return Ok((seqs, stats.reused));
+    }
+    let seqs = heads
         .iter()
         .map(|_| model.create())
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let chunk = PREFILL_CHUNK.min(model.context_size());
     let mut batch = Vec::new();
-    for (prompt, &seq) in prompts.iter().zip(&seqs) {
-        for (pos, &token) in prompt[..prompt.len() - 1].iter().enumerate() {
+    for (head, &seq) in heads.iter().zip(&seqs) {
+        for (pos, &token) in head.iter().enumerate() {
             batch.push(BatchToken {
                 token,
                 pos,
@@ -232,15 +274,16 @@ fn process_prompts(model: &mut dyn Model, prompts: &[Vec<Token>]) -> Result<Vec<
         }
     }
     model.forward(&batch)?;
-    Ok(seqs)
+    Ok((seqs, 0))
 }
 
 fn attach_draft(
     draft: &mut dyn Model,
+    cache: Option<&mut PrefixCache>,
     branches: &mut [Branch],
     prompts: &[Vec<Token>],
 ) -> Result<()> {
-    let roots = process_prompts(draft, prompts)?;
+    let (roots, _) = process_prompts(draft, cache, prompts)?;
     let mut last_user = vec![None; roots.len()];
     for (i, b) in branches.iter().enumerate() {
         last_user[b.prompt_index] = Some(i);

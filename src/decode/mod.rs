@@ -8,6 +8,7 @@ pub mod accept;
 mod branch;
 mod divergence;
 mod engine;
+pub mod prefix;
 pub mod sampling;
 mod scheduler;
 
@@ -209,6 +210,8 @@ pub struct EngineConfig {
     pub verify: VerifyPolicy,
     /// Record every draft and verify event.
     pub trace: bool,
+    /// Keep prompt prefixes' KV across requests (see `prefix`).
+    pub prefix_cache: bool,
 }
 
 impl Default for EngineConfig {
@@ -219,6 +222,7 @@ impl Default for EngineConfig {
             tree: None,
             verify: VerifyPolicy::Fcfs,
             trace: false,
+            prefix_cache: true,
         }
     }
 }
@@ -316,6 +320,8 @@ pub struct RunStats {
     pub engine: String,
     pub wall_s: f64,
     pub prompt_tokens: usize,
+    /// Prompt tokens of the target found in the prefix cache.
+    pub prompt_reused: usize,
     pub generated_tokens: usize,
     pub target_forwards: usize,
     pub draft_forwards: usize,

@@ -22,6 +22,7 @@
 //! - flash attention takes a tiled kernel from 64 query rows on and splits the
 //!   cache across threads for a single row: forwards are cut into chunks of
 //!   2 to 63 tokens (a lone token gets a padding token beside it).
+//!
 //! What remains (per-row vector dot products, flash attention summing a
 //! sequence's cells in order) does not depend on the batch.
 
@@ -344,6 +345,10 @@ impl Model for LlamaLm {
                 .clear_kv_cache_seq(Some(self.retired_id() as u32), None, None);
             self.retired = false;
         }
+    }
+
+    fn batch_invariant(&self) -> bool {
+        self.exact
     }
 
     fn seq_len(&self, seq: SeqId) -> Result<usize> {

@@ -69,6 +69,11 @@ pub trait Model {
     /// Frees the cells of dropped tokens. A backend may keep them occupied
     /// until then, so that new tokens never fill holes among older ones.
     fn reclaim(&mut self) {}
+    /// Whether every logits row is computed the same whatever else is in its
+    /// forward (so cell layout must be preserved too; see `llama` exact mode).
+    fn batch_invariant(&self) -> bool {
+        false
+    }
     /// Number of cached tokens of `seq`.
     fn seq_len(&self, seq: SeqId) -> Result<usize>;
 

@@ -137,6 +137,10 @@ impl Model for TinyLm {
         self.seqs.remove(&seq);
     }
 
+    fn batch_invariant(&self) -> bool {
+        true
+    }
+
     fn seq_len(&self, seq: SeqId) -> Result<usize> {
         self.seqs
             .get(&seq)

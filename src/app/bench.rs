@@ -1,0 +1,437 @@
+//! `seed bench`: every engine configuration on the same tree searches, side by
+//! side, with an identity check of the trees at temperature 0.
+
+use super::charts;
+use super::generate::{peak_memory_mib, write_atomic};
+use super::load::ModelArgs;
+use super::solve::{dataset_problems, parse_range, SearchArgs, TaskName};
+use crate::decode::{
+    Engine, EngineConfig, EngineKind, Output, Request, RunStats, TraceEvent, TreeShape,
+    VerifyPolicy,
+};
+use crate::search::algorithms::search;
+use crate::search::llm::Llm;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, value_enum)]
+    pub task: TaskName,
+    /// Dataset problems: one index or an inclusive range, e.g. 0-19 or 900-919.
+    #[arg(long)]
+    pub problems: String,
+    /// The datasets folder (default: $SEED_DATA, ../shared/datasets, or `seed data fetch`'s).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Configurations to compare, comma-separated: ENGINE[-fcfs|-batched][+pc]
+    /// (ENGINE ar, sd, mcsd or seed; +pc keeps prompt prefixes across requests).
+    #[arg(long, default_value = "ar,ar+pc,sd,seed+pc,seed-batched+pc")]
+    pub engines: String,
+    #[command(flatten)]
+    pub search: SearchArgs,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// Draft length of `sd` and `seed`.
+    #[arg(long, default_value_t = 3)]
+    pub gamma: usize,
+    /// Draft tree shape of `mcsd` (and of `seed` when given).
+    #[arg(long)]
+    pub tree: Option<TreeShape>,
+    /// Sampling temperature (the identity check needs 0).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Today's kernels instead of exact mode's batch-invariant ones (trees may
+    /// then differ at near-ties).
+    #[arg(long)]
+    pub fast: bool,
+    /// Folder for the table (CSV), results (JSON) and charts (SVG).
+    #[arg(long, default_value = "seed-bench")]
+    pub out: PathBuf,
+    /// Also write the per-configuration results to this JSON file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// One configuration's name and engine settings.
+#[derive(Clone, Debug)]
+struct Config {
+    name: String,
+    engine: EngineConfig,
+}
+
+fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<Vec<Config>> {
+    let mut configs: Vec<Config> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (rest, prefix_cache) = match name.strip_suffix("+pc") {
+            Some(rest) => (rest, true),
+            None => (name, false),
+        };
+        let (kind, verify) = match rest.split_once('-') {
+            Some((kind, verify)) => (kind, Some(verify)),
+            None => (rest, None),
+        };
+        let kind: EngineKind = kind
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--engines {name:?}: {e}"))?;
+        let verify = match verify {
+            None => VerifyPolicy::Fcfs,
+            Some(v) if kind == EngineKind::Seed => v
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--engines {name:?}: {e}"))?,
+            Some(_) => {
+                bail!("--engines {name:?}: only seed takes a verify policy (-fcfs or -batched)")
+            }
+        };
+        if configs.iter().any(|c| c.name == name) {
+            bail!("--engines names {name:?} twice");
+        }
+        configs.push(Config {
+            name: name.to_string(),
+            engine: EngineConfig {
+                kind,
+                gamma,
+                tree: tree.clone(),
+                verify,
+                trace: true,
+                prefix_cache,
+            },
+        });
+    }
+    if configs.is_empty() {
+        bail!("--engines lists no configuration");
+    }
+    Ok(configs)
+}
+
+/// Passes requests to the engine, adding up their statistics and keeping the
+/// trace of the first request with several branches (for the timeline chart).
+struct Recorder<'a> {
+    engine: &'a mut Engine,
+    stats: RunStats,
+    requests: usize,
+    timeline: Option<Vec<TraceEvent>>,
+}
+
+impl Llm for Recorder<'_> {
+    fn chat(&self, user: &str) -> Result<String> {
+        Ok(self.engine.chat_prompt(user)?)
+    }
+
+    fn generate(&mut self, request: &Request) -> Result<Output> {
+        let out = self.engine.generate(request)?;
+        let s = &out.stats;
+        let t = &mut self.stats;
+        t.wall_s += s.wall_s;
+        t.prompt_tokens += s.prompt_tokens;
+        t.prompt_reused += s.prompt_reused;
+        t.generated_tokens += s.generated_tokens;
+        t.target_forwards += s.target_forwards;
+        t.draft_forwards += s.draft_forwards;
+        t.drafted += s.drafted;
+        t.accepted += s.accepted;
+        self.requests += 1;
+        if self.timeline.is_none() && out.completions.len() > 1 && !out.trace.is_empty() {
+            self.timeline = Some(out.trace.clone());
+        }
+        Ok(out)
+    }
+}
+
+/// What one configuration did over all problems.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ConfigResult {
+    pub config: String,
+    pub engine: String,
+    pub wall_s: f64,
+    pub speedup_vs_ar: Option<f64>,
+    pub speedup_vs_sd: Option<f64>,
+    pub tokens_per_s: f64,
+    pub accept_rate: f64,
+    /// Drafted tokens accepted per target forward (0 for `ar`).
+    pub accepted_per_target_forward: f64,
+    pub target_forwards_per_token: f64,
+    pub generated_tokens: usize,
+    pub prompt_tokens: usize,
+    pub prompt_tokens_reused: usize,
+    pub requests: usize,
+    pub correct: usize,
+    pub problems: usize,
+    /// Whether every tree equals the reference configuration's.
+    pub identical: bool,
+    /// Problems whose tree differs from the reference's.
+    pub differing: Vec<String>,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    // Everything is checked before any model is loaded.
+    let configs = parse_configs(&args.engines, args.gamma, &args.tree)?;
+    let search_config = args.search.config(args.task, args.temperature)?;
+    let problems = dataset_problems(
+        args.task,
+        args.data.as_deref(),
+        parse_range(&args.problems).map_err(|e| anyhow::anyhow!("--problems: {e}"))?,
+        args.search.steps,
+    )?;
+    let need_draft = configs.iter().any(|c| c.engine.kind != EngineKind::Ar);
+    let (target, draft) = args.models.load(need_draft, !args.fast)?;
+    let mut engine = Engine::new(target, draft, configs[0].engine.clone())?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+
+    let reference = configs
+        .iter()
+        .position(|c| c.engine.kind == EngineKind::Ar)
+        .unwrap_or(0);
+    let mut results: Vec<ConfigResult> = configs
+        .iter()
+        .map(|c| ConfigResult {
+            config: c.name.clone(),
+            engine: c.engine.label(),
+            identical: true,
+            ..ConfigResult::default()
+        })
+        .collect();
+    let mut stats = vec![RunStats::default(); configs.len()];
+    let mut timelines: Vec<Option<Vec<TraceEvent>>> = vec![None; configs.len()];
+    let bar = ProgressBar::new((problems.len() * configs.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
+            .expect("valid template"),
+    );
+    // Problem by problem, every configuration in turn, so that machine noise
+    // falls on all alike.
+    for p in &problems {
+        let mut signatures = vec![String::new(); configs.len()];
+        for (i, c) in configs.iter().enumerate() {
+            bar.set_message(format!("{} {}: {}", p.task.name(), p.label, c.name));
+            engine.config = c.engine.clone();
+            engine.clear_prefix_caches();
+            let mut recorder = Recorder {
+                engine: &mut engine,
+                stats: RunStats::default(),
+                requests: 0,
+                timeline: None,
+            };
+            let start = Instant::now();
+            let tree = search(
+                &mut recorder,
+                p.task.as_ref(),
+                &search_config,
+                &mut |_, _| {},
+            )
+            .with_context(|| format!("{} on problem {}", c.name, p.label))?;
+            let wall = start.elapsed().as_secs_f64();
+            let r = &mut results[i];
+            r.wall_s += wall;
+            r.requests += recorder.requests;
+            r.problems += 1;
+            r.correct += usize::from(tree.answer.as_ref().is_some_and(|a| a.correct));
+            let s = &mut stats[i];
+            let t = &recorder.stats;
+            s.prompt_tokens += t.prompt_tokens;
+            s.prompt_reused += t.prompt_reused;
+            s.generated_tokens += t.generated_tokens;
+            s.target_forwards += t.target_forwards;
+            s.draft_forwards += t.draft_forwards;
+            s.drafted += t.drafted;
+            s.accepted += t.accepted;
+            if timelines[i].is_none() {
+                timelines[i] = recorder.timeline.take();
+            }
+            signatures[i] = tree.signature();
+            bar.inc(1);
+        }
+        for (i, sig) in signatures.iter().enumerate() {
+            if *sig != signatures[reference] {
+                results[i].identical = false;
+                results[i].differing.push(p.label.clone());
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    let wall_of = |kind: EngineKind| {
+        configs
+            .iter()
+            .position(|c| c.engine.kind == kind && !c.engine.prefix_cache)
+            .or_else(|| configs.iter().position(|c| c.engine.kind == kind))
+            .map(|i| results[i].wall_s)
+    };
+    let (ar_wall, sd_wall) = (wall_of(EngineKind::Ar), wall_of(EngineKind::Sd));
+    for (r, s) in results.iter_mut().zip(&stats) {
+        r.speedup_vs_ar = ar_wall.map(|w| w / r.wall_s);
+        r.speedup_vs_sd = sd_wall.map(|w| w / r.wall_s);
+        r.tokens_per_s = s.generated_tokens as f64 / r.wall_s;
+        r.accept_rate = s.accept_rate();
+        r.accepted_per_target_forward = ratio(s.accepted, s.target_forwards);
+        r.target_forwards_per_token = ratio(s.target_forwards, s.generated_tokens);
+        r.generated_tokens = s.generated_tokens;
+        r.prompt_tokens = s.prompt_tokens;
+        r.prompt_tokens_reused = s.prompt_reused;
+    }
+
+    let table = render_table(&results, &configs[reference].name);
+    print!("{table}");
+    let peak = peak_memory_mib().map_or("?".into(), |m| m.to_string());
+    println!(
+        "{} {} problems, {} kernels, temperature {}; peak memory of the process {peak} MiB",
+        problems[0].task.name(),
+        problems.len(),
+        if args.fast { "fast" } else { "exact" },
+        args.temperature
+    );
+    let json = serde_json::to_vec_pretty(&results)?;
+    write_atomic(&args.out.join("bench.json"), &json)?;
+    if let Some(path) = &args.json {
+        write_atomic(path, &json)?;
+    }
+    write_atomic(&args.out.join("bench.csv"), render_csv(&results).as_bytes())?;
+    write_atomic(
+        &args.out.join("speedup.svg"),
+        charts::speedup(&results).as_bytes(),
+    )?;
+    // The timeline of the fastest speculative configuration's first batch step.
+    let best = (0..configs.len())
+        .filter(|&i| configs[i].engine.kind != EngineKind::Ar && timelines[i].is_some())
+        .min_by(|&a, &b| results[a].wall_s.total_cmp(&results[b].wall_s));
+    if let Some(i) = best {
+        let events = timelines[i].as_deref().unwrap_or_default();
+        write_atomic(
+            &args.out.join("timeline.svg"),
+            charts::timeline(&configs[i].name, events).as_bytes(),
+        )?;
+    }
+    println!("results in {}", args.out.display());
+
+    let differing: Vec<&ConfigResult> = results.iter().filter(|r| !r.identical).collect();
+    if args.temperature == 0.0 && !differing.is_empty() {
+        for r in &differing {
+            eprintln!(
+                "IDENTITY CHECK FAILED: {} built other trees than {} on problems {}",
+                r.config,
+                configs[reference].name,
+                r.differing.join(", ")
+            );
+        }
+        bail!(
+            "{} configurations differ from {}",
+            differing.len(),
+            configs[reference].name
+        );
+    }
+    if args.temperature == 0.0 {
+        println!(
+            "identity check: every configuration built the same trees as {}",
+            configs[reference].name
+        );
+    }
+    Ok(())
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn fmt_speedup(x: Option<f64>) -> String {
+    x.map_or("-".into(), |x| format!("{x:.2}x"))
+}
+
+fn render_table(results: &[ConfigResult], reference: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<18} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>15} {:>6} {:>9}",
+        "config",
+        "wall s",
+        "vs ar",
+        "vs sd",
+        "tok/s",
+        "accept",
+        "acc/fwd",
+        "fwd/tok",
+        "prompt reused",
+        "right",
+        "same tree"
+    );
+    for r in results {
+        let _ = writeln!(
+            out,
+            "{:<18} {:>8.1} {:>7} {:>7} {:>7.1} {:>6.0}% {:>8.2} {:>9.3} {:>15} {:>6} {:>9}",
+            r.config,
+            r.wall_s,
+            fmt_speedup(r.speedup_vs_ar),
+            fmt_speedup(r.speedup_vs_sd),
+            r.tokens_per_s,
+            100.0 * r.accept_rate,
+            r.accepted_per_target_forward,
+            r.target_forwards_per_token,
+            format!("{}/{}", r.prompt_tokens_reused, r.prompt_tokens),
+            format!("{}/{}", r.correct, r.problems),
+            if r.config == reference {
+                "ref"
+            } else if r.identical {
+                "yes"
+            } else {
+                "NO"
+            }
+        );
+    }
+    out
+}
+
+fn render_csv(results: &[ConfigResult]) -> String {
+    let mut out = String::from(
+        "config,engine,wall_s,speedup_vs_ar,speedup_vs_sd,tokens_per_s,accept_rate,accepted_per_target_forward,target_forwards_per_token,generated_tokens,prompt_tokens,prompt_tokens_reused,requests,correct,problems,identical\n",
+    );
+    let opt = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.4}"));
+    for r in results {
+        let _ = writeln!(
+            out,
+            "{},{},{:.3},{},{},{:.3},{:.4},{:.4},{:.4},{},{},{},{},{},{},{}",
+            r.config,
+            r.engine,
+            r.wall_s,
+            opt(r.speedup_vs_ar),
+            opt(r.speedup_vs_sd),
+            r.tokens_per_s,
+            r.accept_rate,
+            r.accepted_per_target_forward,
+            r.target_forwards_per_token,
+            r.generated_tokens,
+            r.prompt_tokens,
+            r.prompt_tokens_reused,
+            r.requests,
+            r.correct,
+            r.problems,
+            r.identical
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_names() {
+        let c = parse_configs("ar, ar+pc,seed-batched+pc,sd", 3, &None).unwrap();
+        assert_eq!(c.len(), 4);
+        assert!(!c[0].engine.prefix_cache && c[1].engine.prefix_cache);
+        assert_eq!(c[2].engine.kind, EngineKind::Seed);
+        assert_eq!(c[2].engine.verify, VerifyPolicy::Batched);
+        for bad in ["", "xx", "sd-batched", "seed-lifo", "ar,ar"] {
+            assert!(parse_configs(bad, 3, &None).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! SVG charts of `seed bench`: speedups, and the schedule of one batch step.
+
+use super::bench::ConfigResult;
+use crate::decode::{EventKind, TraceEvent};
+use std::fmt::Write as _;
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Horizontal bars of each configuration's speedup over `ar`, with a line at 1x.
+pub fn speedup(results: &[ConfigResult]) -> String {
+    let (left, width, row) = (170.0, 420.0, 26.0);
+    let max = results
+        .iter()
+        .filter_map(|r| r.speedup_vs_ar)
+        .fold(1.0f64, f64::max)
+        * 1.15;
+    let height = 50.0 + row * results.len() as f64;
+    let x = |v: f64| left + width * v / max;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="12">"#,
+        left + width + 60.0
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="10" y="18" font-weight="bold">Speedup over ar (wall time)</text>"#
+    );
+    for (i, r) in results.iter().enumerate() {
+        let y = 32.0 + row * i as f64;
+        let v = r.speedup_vs_ar.unwrap_or(0.0);
+        let color = if r.identical { "#4a7ebb" } else { "#c0504d" };
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text><rect x="{left}" y="{y}" width="{:.1}" height="{}" fill="{color}"/><text x="{:.1}" y="{}">{:.2}x</text>"#,
+            left - 8.0,
+            y + 14.0,
+            escape(&r.config),
+            x(v) - left,
+            row - 8.0,
+            x(v) + 4.0,
+            y + 14.0,
+            v
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{0:.1}" x2="{0:.1}" y1="26" y2="{1}" stroke="#333" stroke-dasharray="4 3"/><text x="{0:.1}" y="{2}" text-anchor="middle">1x</text>"##,
+        x(1.0),
+        height - 14.0,
+        height - 2.0
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Draft and verify events of every branch on a time axis, one lane per
+/// branch (as in the SeeD paper's scheduling figure).
+pub fn timeline(config: &str, events: &[TraceEvent]) -> String {
+    let lanes = events.iter().map(|e| e.branch + 1).max().unwrap_or(0);
+    let t0 = events
+        .iter()
+        .map(|e| e.start_s)
+        .fold(f64::INFINITY, f64::min);
+    let t1 = events.iter().map(|e| e.end_s).fold(0.0f64, f64::max);
+    let span = (t1 - t0).max(1e-9);
+    let (left, width, lane) = (80.0, 900.0, 22.0);
+    let height = 70.0 + lane * lanes as f64;
+    let x = |t: f64| left + width * (t - t0) / span;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="12">"#,
+        left + width + 20.0
+    );
+    let _ = writeln!(
+        svg,
+        r##"<text x="10" y="18" font-weight="bold">{}: first batch step, {:.2} s</text><rect x="{}" y="8" width="12" height="12" fill="#4a7ebb"/><text x="{}" y="18">draft</text><rect x="{}" y="8" width="12" height="12" fill="#e08a2e"/><text x="{}" y="18">verify</text>"##,
+        escape(config),
+        span,
+        left + width - 150.0,
+        left + width - 134.0,
+        left + width - 80.0,
+        left + width - 64.0
+    );
+    for b in 0..lanes {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="end">branch {b}</text>"#,
+            left - 6.0,
+            44.0 + lane * b as f64
+        );
+    }
+    for e in events {
+        let color = match e.kind {
+            EventKind::Draft => "#4a7ebb",
+            EventKind::Verify => "#e08a2e",
+        };
+        let y = 30.0 + lane * e.branch as f64;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{:.2}" y="{y}" width="{:.2}" height="{}" fill="{color}" stroke="white" stroke-width="0.5"><title>round {} {:?}: {} tokens</title></rect>"#,
+            x(e.start_s),
+            (x(e.end_s) - x(e.start_s)).max(0.5),
+            lane - 6.0,
+            e.round,
+            e.kind,
+            e.tokens
+        );
+    }
+    let axis_y = 34.0 + lane * lanes as f64;
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" x2="{}" y1="{axis_y}" y2="{axis_y}" stroke="#333"/><text x="{left}" y="{}">0 s</text><text x="{}" y="{}" text-anchor="end">{:.2} s</text>"##,
+        left + width,
+        axis_y + 16.0,
+        left + width,
+        axis_y + 16.0,
+        span
+    );
+    svg.push_str("</svg>\n");
+    svg
+}

@@ -1,0 +1,540 @@
+//! Prefix cache: KV of token prefixes kept across requests.
+//!
+//! Tree-search prompts repeat long prefixes: every generation and evaluation
+//! prompt of a problem starts with the same instructions and examples, and the
+//! prompts of one step share the question and the steps so far. The cache is a
+//! radix tree over prompt tokens (as in SGLang's RadixAttention); each node
+//! owns a model sequence holding exactly the tokens from the root to the end
+//! of its edge, and child sequences are forks of their parent's, so a prefix's
+//! KV cells exist once. A request's prompts are inserted first and only the
+//! tokens no node holds yet are computed, level by level, one batched forward
+//! per level. Nodes are evicted least recently used under a budget of cells.
+//!
+//! On a batch-invariant model (exact mode) eviction empties the whole cache:
+//! freeing a node's cells between other nodes' cells would let later tokens
+//! fill the hole ahead of older ones, which changes attention's summation order
+//! (see `model::llama`). Emptying it keeps every free cell above every cached one.
+
+use super::Result;
+use crate::model::{BatchToken, Model, SeqId, Token};
+
+/// Most tokens of one prompt-processing forward.
+const PREFILL_CHUNK: usize = 1024;
+
+const ROOT: usize = 0;
+
+#[derive(Debug)]
+struct Node {
+    /// The edge: tokens after the parent's.
+    tokens: Vec<Token>,
+    /// Position of `tokens[0]` (the parent's depth).
+    start: usize,
+    parent: usize,
+    children: Vec<usize>,
+    /// Holds positions `0..start + tokens.len()`; `None` until computed.
+    seq: Option<SeqId>,
+    last_used: u64,
+}
+
+/// What one [`PrefixCache::prefill`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrefillStats {
+    /// Prompt tokens found in the cache.
+    pub reused: usize,
+    /// Prompt tokens computed (each shared prefix once).
+    pub computed: usize,
+}
+
+#[derive(Debug)]
+pub struct PrefixCache {
+    /// Arena; freed slots are `None`. Slot 0 is the root (no tokens, no sequence).
+    nodes: Vec<Option<Node>>,
+    /// Most cells the cached tokens may hold after an eviction.
+    budget: usize,
+    /// Most nodes (each holds a model sequence).
+    max_nodes: usize,
+    clock: u64,
+}
+
+impl PrefixCache {
+    pub fn new(budget: usize, max_nodes: usize) -> Self {
+        let root = Node {
+            tokens: Vec::new(),
+            start: 0,
+            parent: ROOT,
+            children: Vec::new(),
+            seq: None,
+            last_used: 0,
+        };
+        PrefixCache {
+            nodes: vec![Some(root)],
+            budget,
+            max_nodes: max_nodes.max(1),
+            clock: 0,
+        }
+    }
+
+    fn node(&self, id: usize) -> &Node {
+        self.nodes[id].as_ref().expect("live node")
+    }
+
+    fn node_mut(&mut self, id: usize) -> &mut Node {
+        self.nodes[id].as_mut().expect("live node")
+    }
+
+    /// Cells held by cached tokens (each shared prefix counted once).
+    pub fn cells(&self) -> usize {
+        self.nodes.iter().flatten().map(|n| n.tokens.len()).sum()
+    }
+
+    /// Cached nodes, the root excluded.
+    pub fn len(&self) -> usize {
+        self.nodes.iter().flatten().count() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Returns a new sequence holding each prompt's tokens (the caller owns and
+    /// releases them), computing only what the cache does not hold, and keeps
+    /// the prompts cached.
+    pub fn prefill(
+        &mut self,
+        model: &mut dyn Model,
+        prompts: &[&[Token]],
+    ) -> Result<(Vec<SeqId>, PrefillStats)> {
+        self.clock += 1;
+        let total: usize = prompts.iter().map(|p| p.len()).sum();
+        // Matching marks the nodes this call uses, so that eviction spares them.
+        let cached_before: usize = prompts.iter().map(|p| self.matched(p)).sum();
+        let new_cells = total - cached_before;
+        self.evict(model, new_cells, prompts.len())?;
+        let mut stats = PrefillStats::default();
+        let mut ends = Vec::with_capacity(prompts.len());
+        for p in prompts {
+            stats.reused += self.matched(p);
+            ends.push(self.insert(model, p)?);
+        }
+        stats.computed = self.materialize(model)?;
+        let seqs = ends
+            .into_iter()
+            .map(|id| match self.node(id).seq {
+                Some(seq) => model.fork(seq),
+                None => model.create(), // the root: an empty prompt prefix
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((seqs, stats))
+    }
+
+    /// Drops every cached node.
+    pub fn clear(&mut self, model: &mut dyn Model) {
+        for id in 1..self.nodes.len() {
+            if let Some(node) = self.nodes[id].take() {
+                if let Some(seq) = node.seq {
+                    model.release(seq);
+                }
+            }
+        }
+        self.node_mut(ROOT).children.clear();
+    }
+
+    /// Tokens of `prompt` already computed in the cache; marks the nodes
+    /// holding them as used now.
+    fn matched(&mut self, prompt: &[Token]) -> usize {
+        let mut at = ROOT;
+        let mut depth = 0;
+        loop {
+            self.node_mut(at).last_used = self.clock;
+            let Some(&child) = self
+                .node(at)
+                .children
+                .iter()
+                .find(|&&c| prompt.get(depth) == self.node(c).tokens.first())
+            else {
+                return depth;
+            };
+            let node = self.node(child);
+            if node.seq.is_none() {
+                return depth;
+            }
+            let common = common_prefix(&node.tokens, &prompt[depth..]);
+            depth += common;
+            if common < node.tokens.len() {
+                return depth;
+            }
+            at = child;
+        }
+    }
+
+    /// Adds `prompt` to the tree (new nodes not yet computed) and returns the
+    /// node that ends where it ends.
+    fn insert(&mut self, model: &mut dyn Model, prompt: &[Token]) -> Result<usize> {
+        let clock = self.clock;
+        let mut at = ROOT;
+        let mut depth = 0;
+        while depth < prompt.len() {
+            self.node_mut(at).last_used = clock;
+            let next = self
+                .node(at)
+                .children
+                .iter()
+                .copied()
+                .find(|&c| self.node(c).tokens[0] == prompt[depth]);
+            let Some(child) = next else {
+                let leaf = self.add(at, prompt[depth..].to_vec(), depth);
+                self.node_mut(leaf).last_used = clock;
+                return Ok(leaf);
+            };
+            let common = common_prefix(&self.node(child).tokens, &prompt[depth..]);
+            at = if common < self.node(child).tokens.len() {
+                self.split(model, child, common)?
+            } else {
+                child
+            };
+            depth += common;
+        }
+        self.node_mut(at).last_used = clock;
+        Ok(at)
+    }
+
+    fn add(&mut self, parent: usize, tokens: Vec<Token>, start: usize) -> usize {
+        let node = Node {
+            tokens,
+            start,
+            parent,
+            children: Vec::new(),
+            seq: None,
+            last_used: self.clock,
+        };
+        let id = match self.nodes.iter().position(Option::is_none) {
+            Some(free) => {
+                self.nodes[free] = Some(node);
+                free
+            }
+            None => {
+                self.nodes.push(Some(node));
+                self.nodes.len() - 1
+            }
+        };
+        self.node_mut(parent).children.push(id);
+        id
+    }
+
+    /// Cuts node `id`'s edge after `keep` tokens: a new parent takes the first
+    /// part; `id` keeps the rest, its children and its sequence, so that ids
+    /// handed out for this call's prompts stay valid. Returns the new parent.
+    fn split(&mut self, model: &mut dyn Model, id: usize, keep: usize) -> Result<usize> {
+        let node = self.node_mut(id);
+        let rest = node.tokens.split_off(keep);
+        let head = std::mem::replace(&mut node.tokens, rest);
+        let (parent, start, seq, last_used) = (node.parent, node.start, node.seq, node.last_used);
+        let upper = self.add(parent, head, start);
+        self.node_mut(parent).children.retain(|&c| c != id);
+        let upper_node = self.node_mut(upper);
+        upper_node.children.push(id);
+        upper_node.last_used = last_used;
+        let node = self.node_mut(id);
+        node.parent = upper;
+        node.start = start + keep;
+        if let Some(seq) = seq {
+            let prefix = model.fork(seq)?;
+            model.truncate(prefix, start + keep)?;
+            self.node_mut(upper).seq = Some(prefix);
+        }
+        Ok(upper)
+    }
+
+    /// Computes every node without a sequence, parents first, one batched
+    /// forward per tree level. Returns the tokens computed.
+    fn materialize(&mut self, model: &mut dyn Model) -> Result<usize> {
+        let mut computed = 0;
+        loop {
+            let ready: Vec<usize> = (1..self.nodes.len())
+                .filter(|&id| {
+                    self.nodes[id].as_ref().is_some_and(|n| {
+                        n.seq.is_none() && (n.parent == ROOT || self.node(n.parent).seq.is_some())
+                    })
+                })
+                .collect();
+            if ready.is_empty() {
+                return Ok(computed);
+            }
+            let mut batch = Vec::new();
+            for &id in &ready {
+                let parent = self.node(id).parent;
+                let seq = match self.node(parent).seq {
+                    Some(p) => model.fork(p)?,
+                    None => model.create()?,
+                };
+                let node = self.node_mut(id);
+                node.seq = Some(seq);
+                for (i, &token) in node.tokens.iter().enumerate() {
+                    batch.push(BatchToken {
+                        token,
+                        pos: node.start + i,
+                        seqs: vec![seq],
+                        logits: false,
+                    });
+                }
+            }
+            computed += batch.len();
+            for chunk in batch.chunks(PREFILL_CHUNK) {
+                model.forward(chunk)?;
+            }
+        }
+    }
+
+    /// Makes room for `new_cells` more cells and `new_nodes` more nodes by
+    /// dropping nodes not used by the current call, least recently used
+    /// leaves first (or all of them on a batch-invariant model).
+    fn evict(&mut self, model: &mut dyn Model, new_cells: usize, new_nodes: usize) -> Result<()> {
+        // A split and a leaf per prompt at most.
+        let fits =
+            |c: &Self| c.cells() + new_cells <= c.budget && c.len() + 2 * new_nodes <= c.max_nodes;
+        if fits(self) {
+            return Ok(());
+        }
+        if model.batch_invariant() {
+            self.clear(model);
+            return Ok(());
+        }
+        while !fits(self) {
+            let victim = (1..self.nodes.len())
+                .filter(|&id| {
+                    self.nodes[id]
+                        .as_ref()
+                        .is_some_and(|n| n.children.is_empty() && n.last_used < self.clock)
+                })
+                .min_by_key(|&id| self.node(id).last_used);
+            let Some(id) = victim else { break };
+            let node = self.nodes[id].take().expect("live node");
+            if let Some(seq) = node.seq {
+                model.release(seq);
+            }
+            self.node_mut(node.parent).children.retain(|&c| c != id);
+        }
+        Ok(())
+    }
+}
+
+fn common_prefix(a: &[Token], b: &[Token]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tiny::{TinyConfig, TinyLm};
+
+    fn tiny() -> TinyLm {
+        TinyLm::new(TinyConfig::target())
+    }
+
+    /// Logits after `prompt` then `next`, from a sequence the cache returned.
+    fn next_logits(model: &mut TinyLm, seq: SeqId, next: Token) -> Vec<f32> {
+        let pos = model.seq_len(seq).unwrap();
+        model
+            .forward(&[BatchToken {
+                token: next,
+                pos,
+                seqs: vec![seq],
+                logits: true,
+            }])
+            .unwrap();
+        model.logits(0).to_vec()
+    }
+
+    fn fresh_logits(prompt: &[Token], next: Token) -> Vec<f32> {
+        let mut model = tiny();
+        let mut cache = PrefixCache::new(1 << 20, 64);
+        let (seqs, _) = cache.prefill(&mut model, &[prompt]).unwrap();
+        next_logits(&mut model, seqs[0], next)
+    }
+
+    #[test]
+    fn second_request_reuses_the_whole_prompt() {
+        let mut model = tiny();
+        let mut cache = PrefixCache::new(1 << 20, 64);
+        let p: Vec<Token> = (1..12).collect();
+        let (a, first) = cache.prefill(&mut model, &[&p]).unwrap();
+        assert_eq!(
+            first,
+            PrefillStats {
+                reused: 0,
+                computed: 11
+            }
+        );
+        model.release(a[0]);
+        let (b, second) = cache.prefill(&mut model, &[&p]).unwrap();
+        assert_eq!(
+            second,
+            PrefillStats {
+                reused: 11,
+                computed: 0
+            }
+        );
+        assert_eq!(model.seq_len(b[0]).unwrap(), 11);
+        assert_eq!(next_logits(&mut model, b[0], 3), fresh_logits(&p, 3));
+    }
+
+    #[test]
+    fn shared_prefix_is_computed_once_and_split() {
+        let mut model = tiny();
+        let mut cache = PrefixCache::new(1 << 20, 64);
+        let a: Vec<Token> = vec![1, 2, 3, 4, 5, 6];
+        let b: Vec<Token> = vec![1, 2, 3, 7, 8];
+        // Both new in one request: the common prefix is computed once.
+        let (seqs, stats) = cache.prefill(&mut model, &[&a, &b]).unwrap();
+        assert_eq!(
+            stats,
+            PrefillStats {
+                reused: 0,
+                computed: 3 + 3 + 2
+            }
+        );
+        assert_eq!(cache.cells(), 8);
+        assert_eq!(next_logits(&mut model, seqs[0], 9), fresh_logits(&a, 9));
+        assert_eq!(next_logits(&mut model, seqs[1], 9), fresh_logits(&b, 9));
+        // A later prompt matching into the middle of an edge splits it.
+        let c: Vec<Token> = vec![1, 2, 3, 4, 10];
+        let (seqs, stats) = cache.prefill(&mut model, &[&c]).unwrap();
+        assert_eq!(
+            stats,
+            PrefillStats {
+                reused: 4,
+                computed: 1
+            }
+        );
+        assert_eq!(cache.cells(), 9);
+        assert_eq!(next_logits(&mut model, seqs[0], 9), fresh_logits(&c, 9));
+        // A prompt that is a prefix of a cached one ends on a node.
+        let d: Vec<Token> = vec![1, 2, 3];
+        let (seqs, stats) = cache.prefill(&mut model, &[&d]).unwrap();
+        assert_eq!(
+            stats,
+            PrefillStats {
+                reused: 3,
+                computed: 0
+            }
+        );
+        assert_eq!(model.seq_len(seqs[0]).unwrap(), 3);
+        assert_eq!(next_logits(&mut model, seqs[0], 9), fresh_logits(&d, 9));
+    }
+
+    #[test]
+    fn forks_are_independent_of_the_cache() {
+        let mut model = tiny();
+        let mut cache = PrefixCache::new(1 << 20, 64);
+        let p: Vec<Token> = vec![4, 5, 6, 7];
+        let (seqs, _) = cache.prefill(&mut model, &[&p, &p]).unwrap();
+        assert_ne!(seqs[0], seqs[1]);
+        // Extending and truncating a returned fork leaves the cache intact.
+        next_logits(&mut model, seqs[0], 1);
+        model.truncate(seqs[0], 2).unwrap();
+        model.release(seqs[1]);
+        let (again, stats) = cache.prefill(&mut model, &[&p]).unwrap();
+        assert_eq!(stats.reused, 4);
+        assert_eq!(next_logits(&mut model, again[0], 2), fresh_logits(&p, 2));
+    }
+
+    /// TinyLm is batch-invariant; this wrapper is not, to test LRU eviction.
+    struct Lru(TinyLm);
+
+    impl Model for Lru {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        fn vocab_size(&self) -> usize {
+            self.0.vocab_size()
+        }
+        fn context_size(&self) -> usize {
+            self.0.context_size()
+        }
+        fn create(&mut self) -> crate::model::Result<SeqId> {
+            self.0.create()
+        }
+        fn fork(&mut self, src: SeqId) -> crate::model::Result<SeqId> {
+            self.0.fork(src)
+        }
+        fn truncate(&mut self, seq: SeqId, len: usize) -> crate::model::Result<()> {
+            self.0.truncate(seq, len)
+        }
+        fn release(&mut self, seq: SeqId) {
+            self.0.release(seq)
+        }
+        fn seq_len(&self, seq: SeqId) -> crate::model::Result<usize> {
+            self.0.seq_len(seq)
+        }
+        fn forward(&mut self, batch: &[BatchToken]) -> crate::model::Result<()> {
+            self.0.forward(batch)
+        }
+        fn logits(&self, row: usize) -> &[f32] {
+            self.0.logits(row)
+        }
+        fn tokenize(&self, text: &str, add_bos: bool) -> crate::model::Result<Vec<Token>> {
+            self.0.tokenize(text, add_bos)
+        }
+        fn token_bytes(&self, token: Token) -> Vec<u8> {
+            self.0.token_bytes(token)
+        }
+        fn is_end(&self, token: Token) -> bool {
+            self.0.is_end(token)
+        }
+        fn chat_prompt(&self, user: &str) -> crate::model::Result<String> {
+            self.0.chat_prompt(user)
+        }
+    }
+
+    #[test]
+    fn least_recently_used_leaf_is_evicted_under_the_budget() {
+        let mut model = Lru(tiny());
+        let mut cache = PrefixCache::new(10, 64);
+        let a: Vec<Token> = vec![1, 2, 3, 4];
+        let b: Vec<Token> = vec![1, 2, 5, 6];
+        let c: Vec<Token> = vec![1, 2, 7, 8];
+        for p in [&a, &b] {
+            let (s, _) = cache.prefill(&mut model, &[p]).unwrap();
+            model.release(s[0]);
+        }
+        assert_eq!(cache.cells(), 6);
+        // Touch `a`, so `b` is the least recently used leaf.
+        let (s, stats) = cache.prefill(&mut model, &[&a]).unwrap();
+        assert_eq!(stats.reused, 4);
+        model.release(s[0]);
+        // [1 2 | 3 4 | 5 6] + [7 8] = 8 cells fits; a fourth leaf does not.
+        let (s, _) = cache.prefill(&mut model, &[&c]).unwrap();
+        model.release(s[0]);
+        assert_eq!(cache.cells(), 8);
+        let d: Vec<Token> = vec![9, 10, 11];
+        let (s, _) = cache.prefill(&mut model, &[&d]).unwrap();
+        model.release(s[0]);
+        assert!(cache.cells() <= 10, "{} cells", cache.cells());
+        // `b` went first; `a` (used later) is still there.
+        assert_eq!(cache.prefill(&mut model, &[&a]).unwrap().1.reused, 4);
+        assert_eq!(cache.prefill(&mut model, &[&b]).unwrap().1.reused, 2);
+    }
+
+    #[test]
+    fn batch_invariant_model_empties_the_cache_to_evict() {
+        let mut model = tiny();
+        let mut cache = PrefixCache::new(6, 64);
+        let a: Vec<Token> = vec![1, 2, 3, 4];
+        let (s, _) = cache.prefill(&mut model, &[&a]).unwrap();
+        model.release(s[0]);
+        let b: Vec<Token> = vec![1, 2, 5, 6];
+        let (_, stats) = cache.prefill(&mut model, &[&b]).unwrap();
+        // 4 + 2 cells fit the budget of 6: kept and shared.
+        assert_eq!(stats.reused, 2);
+        let c: Vec<Token> = vec![1, 2, 7, 8];
+        let (_, stats) = cache.prefill(&mut model, &[&c]).unwrap();
+        assert_eq!(
+            stats,
+            PrefillStats {
+                reused: 0,
+                computed: 4
+            }
+        );
+        assert_eq!(cache.cells(), 4);
+    }
+}
