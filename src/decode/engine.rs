@@ -241,8 +241,9 @@ fn branches_from(
 }
 
 /// Returns a new sequence per prompt holding all but its last token (which
-/// every branch feeds itself), and how many of those tokens the prefix cache
-/// already held. Without a cache each prompt is computed in full.
+/// every branch feeds itself), and how many of those tokens were not computed
+/// (found in the prefix cache, or shared with another prompt of the request).
+/// Without a cache each prompt is computed in full.
 fn process_prompts(
     model: &mut dyn Model,
     cache: Option<&mut PrefixCache>,
@@ -251,7 +252,8 @@ fn process_prompts(
     let heads: Vec<&[Token]> = prompts.iter().map(|p| &p[..p.len() - 1]).collect();
     if let Some(cache) = cache {
         let (seqs, stats) = cache.prefill(model, &heads)?;
-        return Ok((seqs, stats.reused));
+        let total: usize = heads.iter().map(|h| h.len()).sum();
+        return Ok((seqs, total - stats.computed));
     }
     let seqs = heads
         .iter()

@@ -320,7 +320,8 @@ pub struct RunStats {
     pub engine: String,
     pub wall_s: f64,
     pub prompt_tokens: usize,
-    /// Prompt tokens of the target found in the prefix cache.
+    /// Prompt tokens of the target not computed: found in the prefix cache or
+    /// shared with another prompt of the request.
     pub prompt_reused: usize,
     pub generated_tokens: usize,
     pub target_forwards: usize,

@@ -1,0 +1,102 @@
+//! The CPU cost of seed's own work (acceptance, scheduling), to set beside the
+//! cost of a target forward. Run: `cargo bench --bench overhead`.
+//!
+//! Acceptance runs on rows of Qwen2.5's vocabulary size (151 936), as with the
+//! default pair. The scheduler runs on the pure-Rust tiny model, whose forward
+//! costs almost nothing, so its time is the scheduler's and acceptance's.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use seed::decode::accept::{verify, DraftTree, Proposal};
+use seed::decode::{Engine, EngineConfig, EngineKind, Request, Sampling, VerifyPolicy};
+use seed::model::tiny::{TinyConfig, TinyLm};
+
+const VOCAB: usize = 151_936;
+const GAMMA: usize = 3;
+
+fn main() {
+    divan::main();
+}
+
+fn rows(n: usize) -> Vec<Vec<f32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    (0..n)
+        .map(|_| (0..VOCAB).map(|_| rng.gen_range(-10.0f32..10.0)).collect())
+        .collect()
+}
+
+/// A chain of GAMMA drafted tokens, the target's best at each position, so
+/// that all are accepted and every row is read.
+fn chain(rows: &[Vec<f32>], sampled: Option<&Sampling>) -> DraftTree {
+    let mut tree = DraftTree::default();
+    let mut at = None;
+    for row in rows.iter().take(GAMMA) {
+        if let Some(s) = sampled {
+            tree.set_proposal(at, Proposal::Sampled(s.distribution(row)));
+        } else {
+            tree.set_proposal(at, Proposal::Greedy);
+        }
+        let best = seed::decode::sampling::argmax(row);
+        at = Some(tree.push(at, best));
+    }
+    tree
+}
+
+/// Greedy verification of a 3-token chain (4 rows of logits): per verified token, divide by 4.
+#[divan::bench]
+fn verify_greedy_chain(bencher: divan::Bencher) {
+    let rows = rows(GAMMA + 1);
+    let tree = chain(&rows, None);
+    let sampling = Sampling::default().with_temperature(0.0);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    bencher.bench_local(|| {
+        verify(
+            &tree,
+            |at| &rows[at.map_or(0, |n| n + 1)],
+            &sampling,
+            &mut rng,
+        )
+    });
+}
+
+/// Speculative sampling of a 3-token chain at temperature 0.7 (softmax of every row).
+#[divan::bench]
+fn verify_sampled_chain(bencher: divan::Bencher) {
+    let rows = rows(GAMMA + 1);
+    let sampling = Sampling::default().with_temperature(0.7);
+    let tree = chain(&rows, Some(&sampling));
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    bencher.bench_local(|| {
+        verify(
+            &tree,
+            |at| &rows[at.map_or(0, |n| n + 1)],
+            &sampling,
+            &mut rng,
+        )
+    });
+}
+
+/// A whole `seed` request on the tiny model: 8 branches of 64 tokens (512
+/// generated tokens per iteration).
+#[divan::bench(args = [VerifyPolicy::Fcfs, VerifyPolicy::Batched])]
+fn seed_request_512_tokens(bencher: divan::Bencher, verify: VerifyPolicy) {
+    let config = EngineConfig {
+        kind: EngineKind::Seed,
+        verify,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(
+        Box::new(TinyLm::new(TinyConfig::target())),
+        Some(Box::new(TinyLm::new(TinyConfig::draft()))),
+        config,
+    )
+    .unwrap();
+    let request = Request {
+        prompts: vec!["abc".into()],
+        n: 8,
+        max_tokens: 64,
+        sampling: Sampling::default().with_temperature(0.7),
+        ..Request::default()
+    };
+    bencher.bench_local(|| engine.generate(&request).unwrap());
+}
