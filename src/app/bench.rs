@@ -175,7 +175,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let problems = dataset_problems(
         args.task,
         args.data.as_deref(),
-        parse_range(&args.problems).map_err(|e| anyhow::anyhow!("--problems: {e}"))?,
+        parse_range("--problems", &args.problems)?,
         args.search.steps,
     )?;
     let need_draft = configs.iter().any(|c| c.engine.kind != EngineKind::Ar);
@@ -309,29 +309,38 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     println!("results in {}", args.out.display());
 
-    let differing: Vec<&ConfigResult> = results.iter().filter(|r| !r.identical).collect();
-    if args.temperature == 0.0 && !differing.is_empty() {
-        for r in &differing {
-            eprintln!(
-                "IDENTITY CHECK FAILED: {} built other trees than {} on problems {}",
-                r.config,
-                configs[reference].name,
-                r.differing.join(", ")
-            );
-        }
-        bail!(
-            "{} configurations differ from {}",
-            differing.len(),
-            configs[reference].name
-        );
-    }
     if args.temperature == 0.0 {
+        check_identity(&results, &configs[reference].name)?;
         println!(
             "identity check: every configuration built the same trees as {}",
             configs[reference].name
         );
     }
     Ok(())
+}
+
+/// Fails, naming every configuration and problem, if a configuration built
+/// other trees than the reference.
+fn check_identity(results: &[ConfigResult], reference: &str) -> Result<()> {
+    let differing: Vec<&ConfigResult> = results.iter().filter(|r| !r.identical).collect();
+    if differing.is_empty() {
+        return Ok(());
+    }
+    for r in &differing {
+        eprintln!(
+            "IDENTITY CHECK FAILED: {} built other trees than {reference} on problems {}",
+            r.config,
+            r.differing.join(", ")
+        );
+    }
+    bail!(
+        "identity check failed: {} differ from {reference} at temperature 0",
+        differing
+            .iter()
+            .map(|r| r.config.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -433,5 +442,24 @@ mod tests {
         for bad in ["", "xx", "sd-batched", "seed-lifo", "ar,ar"] {
             assert!(parse_configs(bad, 3, &None).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn identity_check_names_what_differs() {
+        let result = |config: &str, differing: &[&str]| ConfigResult {
+            config: config.into(),
+            identical: differing.is_empty(),
+            differing: differing.iter().map(|s| s.to_string()).collect(),
+            ..ConfigResult::default()
+        };
+        let same = [result("ar", &[]), result("seed+pc", &[])];
+        assert!(check_identity(&same, "ar").is_ok());
+        let differ = [
+            result("ar", &[]),
+            result("sd", &["3", "7"]),
+            result("seed", &[]),
+        ];
+        let err = check_identity(&differ, "ar").unwrap_err().to_string();
+        assert!(err.contains("sd") && !err.contains("seed"), "{err}");
     }
 }
