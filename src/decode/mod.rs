@@ -12,7 +12,7 @@ pub mod prefix;
 pub mod sampling;
 mod scheduler;
 
-pub use divergence::{find_divergences, Divergence};
+pub use divergence::{divergences_from, find_divergences, Divergence};
 pub use engine::Engine;
 pub use sampling::Sampling;
 
