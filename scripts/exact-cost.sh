@@ -17,9 +17,9 @@ for r in $(seq 1 "$rounds"); do
       $bin generate $flag --engine $e --file "$prompts" --max-tokens 128 --json 2>&1 >/dev/null \
         | tail -1 | sed "s/; peak.*//; s/^/round $r $mode: /"
     done
-    start=$(date +%s.%N)
-    $bin generate $flag --engine ar --raw --max-tokens 1 "$long" >/dev/null 2>&1
-    echo "round $r $mode: prompt processing $(python3 -c "import time; print(f'{time.time() - $start:.2f}')") s (with model load)"
+    pp=$($bin generate $flag --engine ar --raw --max-tokens 1 "$long" 2>&1 >/dev/null \
+      | tail -1 | sed -E 's/.* in ([0-9.]+) s .*/\1/')
+    echo "round $r $mode: prompt processing ${pp} s"
   done
 done
 rm -f "$prompts"
