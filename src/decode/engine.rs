@@ -93,6 +93,11 @@ impl Engine {
         Ok(self.target.chat_prompt(user)?)
     }
 
+    /// Renders a conversation with the target's chat template.
+    pub fn chat(&self, messages: &[crate::model::ChatMessage]) -> Result<String> {
+        Ok(self.target.chat(messages)?)
+    }
+
     /// Runs one request to the end. Built on the step-wise batch (see
     /// `batch`), with this request alone in it.
     pub fn generate(&mut self, request: &Request) -> Result<Output> {
