@@ -229,7 +229,9 @@ fn stream_response(
                         s.started.resize(choice + 1, false);
                     }
                     let first = !std::mem::replace(&mut s.started[choice], true);
-                    s.meta.chunk(choice, &text, first, finish).to_string()
+                    s.meta
+                        .chunk(choice, &text, first, finish, s.include_usage)
+                        .to_string()
                 }
                 Some(JobEvent::Done(output)) => {
                     s.finished = true;

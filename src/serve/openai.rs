@@ -435,13 +435,15 @@ impl Meta {
     }
 
     /// One stream chunk for one choice. A chat stream's first chunk of a
-    /// choice carries the role.
+    /// choice carries the role; with `usage_field` (the client asked for
+    /// usage) the chunk says `"usage": null` as OpenAI's do.
     pub fn chunk(
         &self,
         index: usize,
         text: &str,
         first: bool,
         finish: Option<FinishReason>,
+        usage_field: bool,
     ) -> Value {
         let finish = finish.map(finish_str);
         let choice = match self.endpoint {
@@ -457,7 +459,11 @@ impl Meta {
                 json!({"index": index, "delta": delta, "logprobs": null, "finish_reason": finish})
             }
         };
-        self.chunk_with(vec![choice], None)
+        let mut chunk = self.chunk_with(vec![choice], None);
+        if usage_field {
+            chunk["usage"] = Value::Null;
+        }
+        chunk
     }
 
     /// The last chunk of a stream that asked for usage: no choices.
