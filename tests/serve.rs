@@ -645,3 +645,22 @@ fn remote_llm_equals_the_local_engine() {
     );
     server.shutdown().unwrap();
 }
+
+#[test]
+fn a_client_that_gives_up_waiting_frees_its_sequences() {
+    let server = start(&options(), || endless_engine(EngineKind::Seed));
+    let url = format!("{}/completions", server.base_url());
+    let impatient = ureq::AgentBuilder::new()
+        .timeout(Duration::from_millis(300))
+        .build();
+    let body = json!({"prompt": "abc", "n": 2, "max_tokens": 900_000});
+    let err = impatient.post(&url).send_string(&body.to_string());
+    assert!(
+        matches!(err, Err(ureq::Error::Transport(_))),
+        "should time out"
+    );
+    drop(impatient);
+    let h = wait_for_health(&server, |h| h["cancelled"] == 1 && h["live_branches"] == 0);
+    assert_eq!(h["target_sequences"], 0, "{h}");
+    server.shutdown().unwrap();
+}

@@ -53,6 +53,8 @@ pub struct Health {
     pub cancelled: u64,
     pub failed: u64,
     pub generated_tokens: u64,
+    /// Engine steps (rounds) run.
+    pub steps: u64,
 }
 
 /// State shared with the HTTP handlers.
@@ -329,6 +331,7 @@ impl Worker {
     }
 
     fn step(&mut self) {
+        self.health.steps += 1;
         let events = match self.engine.step() {
             Ok(events) => events,
             Err(e) => {
