@@ -18,6 +18,7 @@ use super::{
     Completion, Engine, EngineKind, FinishReason, Output, Request, Result, RunStats, TraceEvent,
 };
 use crate::model::Model;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,7 +59,10 @@ struct Admitted {
 /// The live branches of every admitted request.
 pub(crate) struct Batch {
     /// In admission order; finished ones are removed after each step.
-    branches: Vec<Branch>,
+    branches: VecDeque<Branch>,
+    /// Whether branches were admitted since the last step (some may have
+    /// finished at once, with no room to generate).
+    admitted: bool,
     requests: Vec<Admitted>,
     next_id: u64,
     /// Clock of the trace and of branch timings; restarts when the batch empties.
@@ -72,7 +76,8 @@ pub(crate) struct Batch {
 impl Default for Batch {
     fn default() -> Self {
         Batch {
-            branches: Vec::new(),
+            branches: VecDeque::new(),
+            admitted: false,
             requests: Vec::new(),
             next_id: 0,
             start: Instant::now(),
@@ -135,6 +140,7 @@ impl Engine {
             draft_forwards_at: self.batch.counters.draft_forwards,
         });
         self.batch.branches.extend(branches);
+        self.batch.admitted = true;
         Ok(id)
     }
 
@@ -142,14 +148,16 @@ impl Engine {
     /// finished requests. On an error every request in flight is dropped
     /// (the KV cache's state is unknown) and their sequences freed.
     pub fn step(&mut self) -> Result<Vec<Event>> {
-        if let Err(e) = self.advance() {
-            let branches = std::mem::take(&mut self.batch.branches);
-            self.release(&branches);
-            self.batch.requests.clear();
-            self.reclaim();
-            return Err(e);
+        match self.advance() {
+            Ok(touched) => Ok(self.harvest(touched)),
+            Err(e) => {
+                let branches: Vec<Branch> = std::mem::take(&mut self.batch.branches).into();
+                self.release(&branches);
+                self.batch.requests.clear();
+                self.reclaim();
+                Err(e)
+            }
         }
-        Ok(self.harvest())
     }
 
     /// Drops a request in flight and frees its sequences. Returns whether it
@@ -159,11 +167,12 @@ impl Engine {
             return false;
         };
         self.batch.requests.remove(at);
-        let (gone, kept) = std::mem::take(&mut self.batch.branches)
-            .into_iter()
-            .partition(|b| b.request == id.0);
+        let (gone, kept): (VecDeque<Branch>, VecDeque<Branch>) =
+            std::mem::take(&mut self.batch.branches)
+                .into_iter()
+                .partition(|b| b.request == id.0);
         self.batch.branches = kept;
-        self.release(&gone);
+        self.release(&Vec::from(gone));
         if self.batch.is_idle() {
             self.reclaim();
         }
@@ -187,16 +196,29 @@ impl Engine {
         }
     }
 
-    fn advance(&mut self) -> Result<()> {
+    /// Runs one round; returns the indices of the branches it advanced.
+    fn advance(&mut self) -> Result<Vec<usize>> {
         let batch = &mut self.batch;
-        let live: Vec<usize> = (0..batch.branches.len())
-            .filter(|&i| !batch.branches[i].is_done())
-            .collect();
+        let kind = self.config.kind;
+        let live: Vec<usize> = match kind {
+            // One branch at a time by definition: the oldest goes first.
+            // Finished ones leave the front after each step, so this is quick.
+            EngineKind::Sd | EngineKind::Mcsd => batch
+                .branches
+                .iter()
+                .position(|b| !b.is_done())
+                .into_iter()
+                .collect(),
+            _ => (0..batch.branches.len())
+                .filter(|&i| !batch.branches[i].is_done())
+                .collect(),
+        };
         if live.is_empty() {
-            return Ok(());
+            return Ok(live);
         }
-        if self.config.kind == EngineKind::Ar {
-            return ar_step(self.target.as_mut(), batch, &live);
+        if kind == EngineKind::Ar {
+            ar_step(self.target.as_mut(), batch, &live)?;
+            return Ok(live);
         }
         let mut spec = Speculator {
             target: self.target.as_mut(),
@@ -210,27 +232,31 @@ impl Engine {
             start: batch.start,
             trace: self.config.trace.then_some(&mut batch.trace),
         };
-        match self.config.kind {
-            // One branch at a time by definition: the oldest goes first.
-            EngineKind::Sd | EngineKind::Mcsd => spec.step_one(&mut batch.branches, live[0]),
-            _ => {
-                spec.round(&mut batch.branches, &live, self.config.verify, batch.round)?;
-                batch.round += 1;
-                Ok(())
-            }
+        let branches = batch.branches.make_contiguous();
+        if let EngineKind::Sd | EngineKind::Mcsd = kind {
+            spec.step_one(branches, live[0])?;
+        } else {
+            spec.round(branches, &live, self.config.verify, batch.round)?;
+            batch.round += 1;
         }
+        Ok(live)
     }
 
-    /// Reports streamed text, and moves finished branches out of the batch
-    /// into their requests' outputs.
-    fn harvest(&mut self) -> Vec<Event> {
+    /// Reports streamed text of the branches a step advanced, and moves
+    /// finished branches out of the batch into their requests' outputs.
+    fn harvest(&mut self, touched: Vec<usize>) -> Vec<Event> {
+        let batch = &mut self.batch;
+        // Branches admitted since the last step may have ended at once.
+        let candidates: Vec<usize> = if std::mem::take(&mut batch.admitted) {
+            (0..batch.branches.len()).collect()
+        } else {
+            touched
+        };
         let mut events = Vec::new();
-        let now = self.batch.now();
-        let mut finished = Vec::new();
-        for b in std::mem::take(&mut self.batch.branches) {
-            let mut b = b;
-            let request = self
-                .batch
+        let mut done = Vec::new();
+        for i in candidates {
+            let b = &mut batch.branches[i];
+            let request = batch
                 .requests
                 .iter()
                 .find(|r| r.id.0 == b.request)
@@ -247,12 +273,25 @@ impl Engine {
                 }
             }
             if b.is_done() {
-                finished.push(b);
-            } else {
-                self.batch.branches.push(b);
+                done.push(i);
             }
         }
+        if done.is_empty() {
+            return events;
+        }
+        // `sd` finishes branches at the front: no need to move the others.
+        let finished: Vec<Branch> = if done.iter().enumerate().all(|(k, &i)| k == i) {
+            batch.branches.drain(..done.len()).collect()
+        } else {
+            let (finished, kept): (VecDeque<Branch>, VecDeque<Branch>) =
+                std::mem::take(&mut batch.branches)
+                    .into_iter()
+                    .partition(Branch::is_done);
+            batch.branches = kept;
+            finished.into()
+        };
         self.release(&finished);
+        let now = self.batch.now();
         for mut b in finished {
             let end = if b.finished_at > 0.0 {
                 b.finished_at
