@@ -1,5 +1,7 @@
-//! `seed serve` on the tiny model: a real HTTP server on a free loopback port,
-//! real HTTP requests.
+//! `seed serve` on the tiny model (and SmolLM2 in exact mode): a real HTTP
+//! server on a free loopback port, real HTTP requests.
+
+mod common;
 
 use seed::decode::{Engine, EngineConfig, EngineKind, Output, Request, Sampling, VerifyPolicy};
 use seed::model::tiny::{TinyConfig, TinyLm};
@@ -663,4 +665,141 @@ fn a_client_that_gives_up_waiting_frees_its_sequences() {
     let h = wait_for_health(&server, |h| h["cancelled"] == 1 && h["live_branches"] == 0);
     assert_eq!(h["target_sequences"], 0, "{h}");
     server.shutdown().unwrap();
+}
+
+/// On a real model in exact mode (batch-invariant kernels), requests that
+/// share the batch get exactly what `Engine::generate` gives each alone.
+#[test]
+fn concurrent_requests_on_smollm_exact_equal_generate_alone() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let smollm = || -> Engine {
+        Engine::new(
+            Box::new(common::smollm_exact(2048)),
+            Some(Box::new(common::smollm_exact(2048))),
+            config(EngineKind::Seed, true),
+        )
+        .unwrap()
+    };
+    let users = [
+        "Say hello.",
+        "What is 2 + 3?",
+        "Name a color.",
+        "Write a haiku about trees.",
+    ];
+    let expected: Vec<Vec<String>> = {
+        let mut e = smollm();
+        users
+            .iter()
+            .map(|u| {
+                let mut request = engine_request(&[&e.chat_prompt(u).unwrap()], 2, 0.0, 0);
+                request.max_tokens = 24;
+                texts(&e.generate(&request).unwrap())
+            })
+            .collect()
+    };
+    let server = start(&options(), smollm);
+    let url = format!("{}/chat/completions", server.base_url());
+    let barrier = std::sync::Barrier::new(users.len());
+    let got: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .iter()
+            .map(|u| {
+                let (url, barrier) = (&url, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let body = json!({
+                        "messages": [{"role": "user", "content": u}],
+                        "n": 2, "max_tokens": 24, "temperature": 0,
+                    });
+                    check_response(&post(url, &body), true, 2)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(got, expected);
+    server.shutdown().unwrap();
+}
+
+fn seed_bin(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
+        .args(args)
+        .output()
+        .expect("run seed")
+}
+
+#[test]
+fn command_line_errors_are_clear() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["serve", "--max-batch", "0"], "--max-batch 0"),
+        (
+            &["serve", "--tree", "3,2,2", "--max-batch", "64"],
+            "12 leaves",
+        ),
+        (
+            &["generate", "--engine", "http://127.0.0.1:1/v1", "hi"],
+            "only `seed solve` runs against a server",
+        ),
+        (
+            &["loadtest", "--url", "http://10.1.2.3:8080/v1"],
+            "only runs against this machine",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = seed_bin(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    // Nothing listens there: a clear error, before any model is loaded.
+    let out = seed_bin(&[
+        "solve",
+        "--task",
+        "gsm8k",
+        "--question",
+        "1 + 1?",
+        "--engine",
+        "http://127.0.0.1:9/v1",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("127.0.0.1:9"),
+        "{stderr}"
+    );
+}
+
+/// The binary on SmolLM2: serves on the port it prints, stops on SIGTERM
+/// with exit status 0.
+#[cfg(unix)]
+#[test]
+fn the_binary_serves_and_stops_on_sigterm() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let model = common::smollm_path().display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
+        .args([
+            "serve", "--engine", "ar", "--target", &model, "--port", "0", "--ctx", "2048",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    let v = post(
+        &format!("{base}/chat/completions"),
+        &json!({"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}),
+    );
+    check_response(&v, true, 1);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "exit status after SIGTERM");
 }

@@ -1,8 +1,9 @@
 //! `seed serve`: the OpenAI-compatible server on the command line.
 
 use super::load::EngineArgs;
+use crate::decode::{EngineConfig, EngineKind};
 use crate::serve::{self, Limits, Options};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -34,8 +35,33 @@ pub struct ServeArgs {
     pub model_name: Option<String>,
 }
 
+/// Sequences llama.cpp gives one context (see `model::llama`), less its two
+/// reserved ones and the prefix cache's most nodes.
+const SEQUENCES_FOR_BRANCHES: usize = 256 - 2 - 64;
+
 pub fn run(args: ServeArgs) -> Result<()> {
     let kind = args.engine.kind()?;
+    // While drafting, every branch holds one draft sequence per leaf of its tree.
+    let leaves: usize = match kind {
+        EngineKind::Ar => 1,
+        _ => EngineConfig {
+            kind,
+            gamma: args.engine.gamma,
+            tree: args.engine.tree.clone(),
+            ..EngineConfig::default()
+        }
+        .shape()
+        .0
+        .iter()
+        .product(),
+    };
+    if args.max_batch == 0 || args.max_batch * leaves > SEQUENCES_FOR_BRANCHES {
+        bail!(
+            "--max-batch {}: must be from 1 to {} with this draft shape ({leaves} leaves per branch)",
+            args.max_batch,
+            SEQUENCES_FOR_BRANCHES / leaves
+        );
+    }
     let api_key = args
         .api_key
         .clone()
