@@ -43,12 +43,32 @@ impl ModelArgs {
     }
 }
 
+/// `--engine`: a decoding method, or the URL of an OpenAI-compatible server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineChoice {
+    Local(EngineKind),
+    Remote(String),
+}
+
+impl std::str::FromStr for EngineChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            return Ok(EngineChoice::Remote(s.to_string()));
+        }
+        s.parse().map(EngineChoice::Local).map_err(|_| {
+            format!("unknown engine {s:?} (expected ar, sd, mcsd, seed or a server URL such as http://127.0.0.1:8080/v1)")
+        })
+    }
+}
+
 /// The engine options shared by every command that runs a model.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// ar, sd, mcsd or seed.
+    /// ar, sd, mcsd or seed; `seed solve` also takes an OpenAI-compatible
+    /// server's URL (http://HOST:PORT/v1).
     #[arg(long = "engine", default_value = "seed")]
-    pub kind: EngineKind,
+    pub choice: EngineChoice,
     #[command(flatten)]
     pub models: ModelArgs,
     /// Draft length of `sd` and `seed`.
@@ -69,11 +89,22 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
+    /// The decoding method; an error for a server URL.
+    pub fn kind(&self) -> Result<EngineKind> {
+        match &self.choice {
+            EngineChoice::Local(kind) => Ok(*kind),
+            EngineChoice::Remote(url) => anyhow::bail!(
+                "--engine {url}: only `seed solve` runs against a server; give ar, sd, mcsd or seed"
+            ),
+        }
+    }
+
     /// Loads the models (fetching the default pair on first use) and builds the engine.
     pub fn build(&self, trace: bool) -> Result<Engine> {
-        let (target, draft) = self.models.load(self.kind != EngineKind::Ar, self.exact)?;
+        let kind = self.kind()?;
+        let (target, draft) = self.models.load(kind != EngineKind::Ar, self.exact)?;
         let config = EngineConfig {
-            kind: self.kind,
+            kind,
             gamma: self.gamma,
             tree: self.tree.clone(),
             verify: self.verify,

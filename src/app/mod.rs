@@ -6,7 +6,9 @@ mod data;
 mod generate;
 pub mod html;
 pub mod load;
+mod loadtest;
 pub mod models;
+mod serve;
 mod solve;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,10 @@ enum Command {
     Generate(Box<generate::GenerateArgs>),
     /// Solve a reasoning problem by tree-of-thought search.
     Solve(Box<solve::SolveArgs>),
+    /// Serve the models over an OpenAI-compatible HTTP API.
+    Serve(Box<serve::ServeArgs>),
+    /// Load-test an OpenAI-compatible server on this machine.
+    Loadtest(Box<loadtest::LoadtestArgs>),
     /// Compare engine configurations on the same tree searches.
     Bench(Box<bench::BenchArgs>),
     /// Install data files.
@@ -60,6 +66,8 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run(*args),
         Command::Solve(args) => solve::run(*args),
         Command::Bench(args) => bench::run(*args),
+        Command::Serve(args) => serve::run(*args),
+        Command::Loadtest(args) => loadtest::run(*args),
         Command::Models { action } => run_models(action),
         Command::Data { action } => data::run(action),
     };

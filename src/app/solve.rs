@@ -1,14 +1,15 @@
 //! `seed solve`: tree-of-thought search on one problem or a range of a dataset.
 
 use super::generate::{peak_memory_mib, write_atomic};
-use super::load::EngineArgs;
-use crate::decode::{Engine, Sampling};
+use super::load::{EngineArgs, EngineChoice};
+use crate::decode::Sampling;
 use crate::search::algorithms::{search, Evaluation, Generation, Method, SearchConfig, Selection};
 use crate::search::llm::Llm;
 use crate::search::task::Task;
 use crate::search::tasks::data::{self, DataDir};
 use crate::search::tasks::{game24::Game24, gsm8k::Gsm8k, text::Text};
 use crate::search::tree::{Phase, Tree};
+use crate::serve::client::RemoteLlm;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -235,12 +236,20 @@ pub fn run(args: SolveArgs) -> Result<()> {
     // Problems and settings are checked before any model is loaded or fetched.
     let problems = problems(&args)?;
     let config = args.search.config(args.task, args.temperature)?;
-    let mut engine = args.engine.build(false)?;
+    let mut llm: Box<dyn Llm> = match &args.engine.choice {
+        EngineChoice::Remote(url) => {
+            let api_key = std::env::var("SEED_API_KEY").ok().filter(|k| !k.is_empty());
+            let remote = RemoteLlm::connect(url, api_key)?;
+            eprintln!("solving with {} at {url}", remote.model());
+            Box::new(remote)
+        }
+        EngineChoice::Local(_) => Box::new(args.engine.build(false)?),
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut totals = Totals::default();
     for p in &problems {
-        let tree = solve_one(&mut engine, p, &config)?;
+        let tree = solve_one(llm.as_mut(), p, &config)?;
         let base = args.out.join(format!("{}-{}", p.task.name(), p.label));
         let json = base.with_extension("json");
         write_atomic(&json, &serde_json::to_vec_pretty(&tree)?)?;
@@ -269,7 +278,7 @@ pub fn run(args: SolveArgs) -> Result<()> {
     Ok(())
 }
 
-fn solve_one(engine: &mut Engine, p: &Problem, config: &SearchConfig) -> Result<Tree> {
+fn solve_one(llm: &mut dyn Llm, p: &Problem, config: &SearchConfig) -> Result<Tree> {
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -298,7 +307,6 @@ fn solve_one(engine: &mut Engine, p: &Problem, config: &SearchConfig) -> Result<
             ));
         }
     };
-    let llm: &mut dyn Llm = engine;
     let tree = search(llm, p.task.as_ref(), config, &mut on_step);
     if let Some(bar) = bar {
         bar.finish_and_clear();

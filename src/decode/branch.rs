@@ -1,11 +1,16 @@
 //! One continuation being generated: its tokens, its sequences, when it ends.
 
-use super::{BranchStats, Completion, FinishReason};
+use super::{BranchStats, Completion, FinishReason, Sampling};
 use crate::model::{Model, SeqId, Token};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
 
 pub(crate) struct Branch {
+    /// Index among its request's branches (prompt-major), for traces.
+    pub index: usize,
+    /// The request it belongs to (see `batch`).
+    pub request: u64,
     pub prompt_index: usize,
     pub sample_index: usize,
     /// Prompt and committed generated tokens.
@@ -25,13 +30,24 @@ pub(crate) struct Branch {
     pub target_rng: ChaCha8Rng,
     pub draft_rng: ChaCha8Rng,
     pub stats: BranchStats,
+    /// Seconds from the batch's start when it was admitted and when it finished.
+    pub admitted_at: f64,
     pub finished_at: f64,
+    /// Its request's settings (requests in one batch may differ).
+    pub sampling: Sampling,
+    pub draft_sampling: Sampling,
+    pub limits: Limits,
+    /// Draft-verify steps taken (the trace's round for `sd`/`mcsd`).
+    pub steps: usize,
+    /// Bytes of `text` already handed out as streamed deltas.
+    pub streamed: usize,
 }
 
 /// Limits that end a branch.
-pub(crate) struct Limits<'a> {
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Limits {
     pub max_tokens: usize,
-    pub stop: &'a [String],
+    pub stop: Arc<[String]>,
     pub context: usize,
 }
 
@@ -50,6 +66,8 @@ impl Branch {
             rng
         };
         Branch {
+            index,
+            request: 0,
             prompt_index,
             sample_index,
             tokens: prompt.to_vec(),
@@ -64,7 +82,13 @@ impl Branch {
             target_rng: stream(2 * index as u64),
             draft_rng: stream(2 * index as u64 + 1),
             stats: BranchStats::default(),
+            admitted_at: 0.0,
             finished_at: 0.0,
+            sampling: Sampling::default(),
+            draft_sampling: Sampling::default(),
+            limits: Limits::default(),
+            steps: 0,
+            streamed: 0,
         }
     }
 
@@ -77,22 +101,22 @@ impl Branch {
     }
 
     /// Tokens the model may still add before a limit ends the branch.
-    pub fn room(&self, limits: &Limits) -> usize {
-        let by_max = limits.max_tokens.saturating_sub(self.generated());
-        let by_context = limits.context.saturating_sub(self.tokens.len() + 1);
+    pub fn room(&self) -> usize {
+        let by_max = self.limits.max_tokens.saturating_sub(self.generated());
+        let by_context = self.limits.context.saturating_sub(self.tokens.len() + 1);
         by_max.min(by_context)
     }
 
     /// Ends the branch at once if no token may be added.
-    pub fn check_room(&mut self, limits: &Limits) {
-        if self.finish.is_none() && self.room(limits) == 0 {
+    pub fn check_room(&mut self) {
+        if self.finish.is_none() && self.room() == 0 {
             self.finish = Some(FinishReason::Length);
         }
     }
 
     /// Commits one token chosen by the target. Returns false once the branch
     /// has finished (the token is then dropped if it was an end token).
-    pub fn commit(&mut self, token: Token, model: &dyn Model, limits: &Limits) -> bool {
+    pub fn commit(&mut self, token: Token, model: &dyn Model) -> bool {
         if self.finish.is_some() {
             return false;
         }
@@ -104,13 +128,41 @@ impl Branch {
         let old = self.text.len();
         self.text.extend_from_slice(&model.token_bytes(token));
         self.text_len = self.text.len();
-        if let Some(cut) = find_stop(&self.text, old, limits.stop) {
+        if let Some(cut) = find_stop(&self.text, old, &self.limits.stop) {
             self.text_len = cut;
             self.finish = Some(FinishReason::Stop);
             return false;
         }
-        self.check_room(limits);
+        self.check_room();
         self.finish.is_none()
+    }
+
+    /// Text committed since the last call that can no longer change: while the
+    /// branch runs, the bytes that may still start a stop string and an
+    /// incomplete UTF-8 character are held back.
+    pub fn take_delta(&mut self) -> String {
+        let end = if self.is_done() {
+            self.text_len
+        } else {
+            let hold = self
+                .limits
+                .stop
+                .iter()
+                .map(|s| s.len() - 1)
+                .max()
+                .unwrap_or(0);
+            let end = self.text_len.saturating_sub(hold).max(self.streamed);
+            match std::str::from_utf8(&self.text[self.streamed..end]) {
+                Ok(_) => end,
+                Err(e) => self.streamed + e.valid_up_to(),
+            }
+        };
+        if end <= self.streamed {
+            return String::new();
+        }
+        let delta = String::from_utf8_lossy(&self.text[self.streamed..end]).into_owned();
+        self.streamed = end;
+        delta
     }
 
     pub fn into_completion(self) -> Completion {

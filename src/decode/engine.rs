@@ -1,13 +1,11 @@
 //! The engine: validates a request, prepares its branches and runs the
-//! configured decoding method over them.
+//! configured decoding method over them (step by step in `batch`).
 
-use super::branch::{Branch, Limits};
+use super::batch::{Batch, Event};
+use super::branch::Branch;
 use super::prefix::PrefixCache;
-use super::sampling::choose;
-use super::scheduler::Speculator;
 use super::{DecodeError, EngineConfig, EngineKind, Output, Request, Result, RunStats};
 use crate::model::{BatchToken, Model, SeqId, Token};
-use std::time::Instant;
 
 /// Most tokens of one prompt-processing forward.
 const PREFILL_CHUNK: usize = 1024;
@@ -19,6 +17,8 @@ pub struct Engine {
     /// Prompt prefixes kept across requests, per model (when enabled).
     target_cache: PrefixCache,
     draft_cache: PrefixCache,
+    /// Branches in flight, of any number of requests.
+    pub(super) batch: Batch,
 }
 
 /// Share of the KV cache the prefix cache may keep between requests.
@@ -74,6 +74,7 @@ impl Engine {
             config,
             target_cache,
             draft_cache,
+            batch: Batch::default(),
         })
     }
 
@@ -92,15 +93,41 @@ impl Engine {
         Ok(self.target.chat_prompt(user)?)
     }
 
+    /// Renders a conversation with the target's chat template.
+    pub fn chat(&self, messages: &[crate::model::ChatMessage]) -> Result<String> {
+        Ok(self.target.chat(messages)?)
+    }
+
+    /// Runs one request to the end. Built on the step-wise batch (see
+    /// `batch`), with this request alone in it.
     pub fn generate(&mut self, request: &Request) -> Result<Output> {
+        if !self.batch.is_idle() {
+            return Err(DecodeError::Invalid(
+                "generate needs an idle engine, but requests are in flight".into(),
+            ));
+        }
+        let id = self.admit(request, false)?;
+        loop {
+            for event in self.step()? {
+                if let Event::Done {
+                    request,
+                    mut output,
+                } = event
+                {
+                    if request == id {
+                        output.trace = self.batch.take_trace();
+                        return Ok(output);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Validates and tokenizes a request, processes its prompts and makes its
+    /// branches (one per sample, draft attached for speculative engines).
+    pub(super) fn prepare(&mut self, request: &Request) -> Result<(Vec<Branch>, RunStats)> {
         request.validate()?;
-        let start = Instant::now();
         let prompts = self.tokenize(request)?;
-        let limits = Limits {
-            max_tokens: request.max_tokens,
-            stop: &request.stop,
-            context: self.target.context_size(),
-        };
         let mut stats = RunStats {
             engine: self.config.label(),
             prompt_tokens: prompts.iter().map(Vec::len).sum(),
@@ -110,39 +137,29 @@ impl Engine {
         let (roots, reused) = process_prompts(self.target.as_mut(), cache, &prompts)?;
         stats.prompt_reused = reused;
         let mut branches = branches_from(self.target.as_mut(), roots, &prompts, request)?;
-        let result = self.run(&mut branches, &prompts, request, &limits, &mut stats, start);
-        // Free the cache whether or not the run succeeded.
-        for b in &branches {
+        if self.config.kind != EngineKind::Ar {
+            let draft = self
+                .draft
+                .as_mut()
+                .expect("checked in Engine::new")
+                .as_mut();
+            let cache = self.config.prefix_cache.then_some(&mut self.draft_cache);
+            if let Err(e) = attach_draft(draft, cache, &mut branches, &prompts) {
+                self.release(&branches);
+                return Err(e);
+            }
+        }
+        Ok((branches, stats))
+    }
+
+    /// Frees the sequences of branches.
+    pub(super) fn release(&mut self, branches: &[Branch]) {
+        for b in branches {
             self.target.release(b.target_seq);
             if let (Some(d), Some(s)) = (self.draft.as_mut(), b.draft_seq) {
                 d.release(s);
             }
         }
-        self.target.reclaim();
-        if let Some(d) = self.draft.as_mut() {
-            d.reclaim();
-        }
-        let trace = result?;
-        stats.wall_s = start.elapsed().as_secs_f64();
-        for b in &mut branches {
-            let end = if b.finished_at > 0.0 {
-                b.finished_at
-            } else {
-                stats.wall_s
-            };
-            b.stats.idle_s = (end - b.stats.draft_s - b.stats.verify_s).max(0.0);
-        }
-        let completions: Vec<_> = branches.into_iter().map(Branch::into_completion).collect();
-        for c in &completions {
-            stats.generated_tokens += c.tokens.len();
-            stats.drafted += c.stats.drafted;
-            stats.accepted += c.stats.accepted;
-        }
-        Ok(Output {
-            completions,
-            stats,
-            trace,
-        })
     }
 
     fn tokenize(&self, request: &Request) -> Result<Vec<Vec<Token>>> {
@@ -167,53 +184,6 @@ impl Engine {
             })
             .collect()
     }
-
-    fn run(
-        &mut self,
-        branches: &mut [Branch],
-        prompts: &[Vec<Token>],
-        request: &Request,
-        limits: &Limits,
-        stats: &mut RunStats,
-        start: Instant,
-    ) -> Result<Vec<super::TraceEvent>> {
-        for b in branches.iter_mut() {
-            b.check_room(limits);
-        }
-        if self.config.kind == EngineKind::Ar {
-            decode_ar(
-                self.target.as_mut(),
-                branches,
-                request,
-                limits,
-                stats,
-                start,
-            )?;
-            return Ok(Vec::new());
-        }
-        let draft = self
-            .draft
-            .as_mut()
-            .expect("checked in Engine::new")
-            .as_mut();
-        let cache = self.config.prefix_cache.then_some(&mut self.draft_cache);
-        attach_draft(draft, cache, branches, prompts)?;
-        let mut spec = Speculator {
-            target: self.target.as_mut(),
-            draft,
-            shape: self.config.shape(),
-            request,
-            limits,
-            stats,
-            start,
-            trace: self.config.trace.then(Vec::new),
-        };
-        match self.config.kind {
-            EngineKind::Sd | EngineKind::Mcsd => spec.run_one_by_one(branches)?,
-            _ => spec.run_scheduled(branches, self.config.verify)?,
-        }
-        Ok(spec.trace.unwrap_or_default())
-    }
 }
 
 /// Makes one branch per sample from the prompts' sequences (forks of them;
@@ -230,7 +200,19 @@ fn branches_from(
             let seq = if s + 1 == request.n {
                 root
             } else {
-                model.fork(root)?
+                match model.fork(root) {
+                    Ok(seq) => seq,
+                    Err(e) => {
+                        // Out of sequences: free what this request holds.
+                        for seq in branches.iter().map(|b: &Branch| b.target_seq) {
+                            model.release(seq);
+                        }
+                        for &root in &roots[p..] {
+                            model.release(root);
+                        }
+                        return Err(e.into());
+                    }
+                }
             };
             let mut b = Branch::new(branches.len(), p, s, prompt, request.seed, seq);
             b.target_cached = prompt.len() - 1;
@@ -300,44 +282,6 @@ fn attach_draft(
         b.draft_cached = b.prompt_len - 1;
     }
     Ok(())
-}
-
-/// Plain decoding: one token per branch per target forward, all live branches
-/// in one batch.
-fn decode_ar(
-    model: &mut dyn Model,
-    branches: &mut [Branch],
-    request: &Request,
-    limits: &Limits,
-    stats: &mut RunStats,
-    start: Instant,
-) -> Result<()> {
-    loop {
-        let live: Vec<usize> = (0..branches.len())
-            .filter(|&i| !branches[i].is_done())
-            .collect();
-        if live.is_empty() {
-            return Ok(());
-        }
-        let mut batch = Vec::new();
-        for &i in &live {
-            push_pending(&mut batch, &branches[i], &[branches[i].target_seq]);
-        }
-        let t0 = Instant::now();
-        model.forward(&batch)?;
-        let elapsed = t0.elapsed().as_secs_f64();
-        stats.target_forwards += 1;
-        for (row, &i) in live.iter().enumerate() {
-            let b = &mut branches[i];
-            b.target_cached = b.tokens.len();
-            b.stats.target_forwards += 1;
-            b.stats.verify_s += elapsed;
-            let token = choose(&request.sampling, model.logits(row), &mut b.target_rng);
-            if !b.commit(token, model, limits) {
-                b.finished_at = start.elapsed().as_secs_f64();
-            }
-        }
-    }
 }
 
 /// Adds a branch's uncached tokens to a target batch, with logits for the last.

@@ -5,6 +5,7 @@
 //! batched drafting, then first-come-first-served verification in rounds.
 
 pub mod accept;
+mod batch;
 mod branch;
 mod divergence;
 mod engine;
@@ -12,6 +13,7 @@ pub mod prefix;
 pub mod sampling;
 mod scheduler;
 
+pub use batch::{Event, RequestId};
 pub use divergence::{divergences_from, find_divergences, Divergence};
 pub use engine::Engine;
 pub use sampling::Sampling;

@@ -2,10 +2,10 @@
 //! them with the target, and scheduling branches (one by one, or SeeD rounds).
 
 use super::accept::{verify, DraftTree, Proposal};
-use super::branch::{Branch, Limits};
+use super::branch::Branch;
 use super::engine::push_pending;
 use super::sampling::{normalize, sample, Sampling};
-use super::{EventKind, Request, Result, RunStats, TraceEvent, TreeShape, VerifyPolicy};
+use super::{EventKind, Result, RunStats, TraceEvent, TreeShape, VerifyPolicy};
 use crate::model::{BatchToken, Model, SeqId, Token};
 use rand::Rng;
 use std::time::Instant;
@@ -22,49 +22,41 @@ pub(crate) struct Speculator<'a> {
     pub target: &'a mut dyn Model,
     pub draft: &'a mut dyn Model,
     pub shape: TreeShape,
-    pub request: &'a Request,
-    pub limits: &'a Limits<'a>,
     pub stats: &'a mut RunStats,
     pub start: Instant,
-    pub trace: Option<Vec<TraceEvent>>,
+    pub trace: Option<&'a mut Vec<TraceEvent>>,
 }
 
 impl Speculator<'_> {
-    /// `sd` and `mcsd`: each branch drafts and is verified until it finishes,
-    /// then the next branch starts.
-    pub fn run_one_by_one(&mut self, branches: &mut [Branch]) -> Result<()> {
-        for i in 0..branches.len() {
-            let mut step = 0;
-            while !branches[i].is_done() {
-                let drafts = self.draft_phase(branches, &[i], step)?;
-                self.verify_phase(branches, drafts, step)?;
-                step += 1;
-            }
-        }
+    /// `sd` and `mcsd`: one draft and verification of branch `i` alone (the
+    /// caller keeps to one branch until it finishes).
+    pub fn step_one(&mut self, branches: &mut [Branch], i: usize) -> Result<()> {
+        let step = branches[i].steps;
+        let drafts = self.draft_phase(branches, &[i], step)?;
+        self.verify_phase(branches, drafts, step)?;
+        branches[i].steps += 1;
         Ok(())
     }
 
-    /// SeeD: in each round every live branch drafts (one batched draft forward
+    /// One SeeD round: every ready branch drafts (one batched draft forward
     /// per tree level), then the queued drafts are verified in arrival order,
     /// one per target forward (FCFS) or all in one (batched). A branch drafts
     /// again only after its draft is verified.
-    pub fn run_scheduled(&mut self, branches: &mut [Branch], policy: VerifyPolicy) -> Result<()> {
-        let mut ready: Vec<usize> = (0..branches.len())
-            .filter(|&i| !branches[i].is_done())
-            .collect();
-        let mut round = 0;
-        while !ready.is_empty() {
-            let queue = self.draft_phase(branches, &ready, round)?;
-            match policy {
-                VerifyPolicy::Fcfs => {
-                    for draft in queue {
-                        self.verify_phase(branches, vec![draft], round)?;
-                    }
+    pub fn round(
+        &mut self,
+        branches: &mut [Branch],
+        ready: &[usize],
+        policy: VerifyPolicy,
+        round: usize,
+    ) -> Result<()> {
+        let queue = self.draft_phase(branches, ready, round)?;
+        match policy {
+            VerifyPolicy::Fcfs => {
+                for draft in queue {
+                    self.verify_phase(branches, vec![draft], round)?;
                 }
-                VerifyPolicy::Batched => self.verify_phase(branches, queue, round)?,
             }
-            ready.retain(|&i| !branches[i].is_done());
-            round += 1;
+            VerifyPolicy::Batched => self.verify_phase(branches, queue, round)?,
         }
         Ok(())
     }
@@ -103,7 +95,6 @@ impl Speculator<'_> {
         round: usize,
     ) -> Result<Vec<Draft>> {
         let t0 = self.now();
-        let sampling = self.request.draft_sampling();
         let mut drafts: Vec<Draft> = ids
             .iter()
             .map(|&i| Draft {
@@ -114,11 +105,7 @@ impl Speculator<'_> {
             .collect();
         let depths: Vec<usize> = ids
             .iter()
-            .map(|&i| {
-                self.shape
-                    .depth()
-                    .min(branches[i].room(self.limits).saturating_sub(1))
-            })
+            .map(|&i| self.shape.depth().min(branches[i].room().saturating_sub(1)))
             .collect();
         // Per draft: the positions to extend at this level and the draft sequence of each.
         let mut frontier: Vec<Vec<(Option<usize>, SeqId)>> = ids
@@ -183,8 +170,12 @@ impl Speculator<'_> {
                 b.draft_cached = b.tokens.len();
                 let mut next = Vec::new();
                 for &(at, seq) in &frontier[k] {
-                    let (children, proposal) =
-                        propose(self.draft.logits(row), width, &sampling, &mut b.draft_rng);
+                    let (children, proposal) = propose(
+                        self.draft.logits(row),
+                        width,
+                        &b.draft_sampling,
+                        &mut b.draft_rng,
+                    );
                     row += 1;
                     drafts[k].tree.set_proposal(at, proposal);
                     for (c, token) in children.into_iter().enumerate() {
@@ -207,7 +198,8 @@ impl Speculator<'_> {
         }
         let t1 = self.now();
         for (d, &depth) in drafts.iter().zip(&depths) {
-            self.record(d.branch, EventKind::Draft, round, t0, t1, depth);
+            let index = branches[d.branch].index;
+            self.record(index, EventKind::Draft, round, t0, t1, depth);
         }
         Ok(drafts)
     }
@@ -260,7 +252,7 @@ impl Speculator<'_> {
             let b = &mut branches[d.branch];
             let target: &dyn Model = self.target;
             let row_of = |at: Option<usize>| target.logits(root + at.map_or(0, |n| n + 1));
-            let verdict = verify(&d.tree, row_of, &self.request.sampling, &mut b.target_rng);
+            let verdict = verify(&d.tree, row_of, &b.sampling, &mut b.target_rng);
             // Keep the sequence of a path through the last accepted node.
             let leaves = d.tree.leaves();
             let keep = match verdict.accepted.last() {
@@ -285,10 +277,10 @@ impl Speculator<'_> {
             let committed_from = b.tokens.len();
             let mut open = true;
             for &node in &verdict.accepted {
-                open = open && b.commit(d.tree.tokens[node], self.target, self.limits);
+                open = open && b.commit(d.tree.tokens[node], self.target);
             }
             if open {
-                b.commit(verdict.next, self.target, self.limits);
+                b.commit(verdict.next, self.target);
             }
             b.target_cached = b.target_cached.min(b.tokens.len().saturating_sub(1));
             // The draft cache keeps the drafted tokens that were committed.
@@ -306,7 +298,8 @@ impl Speculator<'_> {
                 b.finished_at = t1;
             }
             let accepted = verdict.accepted.len();
-            self.record(d.branch, EventKind::Verify, round, t0, t1, accepted);
+            let index = b.index;
+            self.record(index, EventKind::Verify, round, t0, t1, accepted);
         }
         Ok(())
     }

@@ -351,6 +351,11 @@ impl Model for LlamaLm {
         self.exact
     }
 
+    fn live_sequences(&self) -> Option<usize> {
+        // The last two ids are reserved (retired cells, padding).
+        Some(self.lens[..self.lens.len() - 2].iter().flatten().count())
+    }
+
     fn seq_len(&self, seq: SeqId) -> Result<usize> {
         self.lens
             .get(seq.0 as usize)
@@ -444,11 +449,21 @@ impl Model for LlamaLm {
     }
 
     fn chat_prompt(&self, user: &str) -> Result<String> {
+        self.chat(&[super::ChatMessage {
+            role: "user".into(),
+            content: user.into(),
+        }])
+    }
+
+    fn chat(&self, messages: &[super::ChatMessage]) -> Result<String> {
         let err = |e: &dyn std::fmt::Display| ModelError::Tokenizer(format!("chat template: {e}"));
         let template = self.model.chat_template(None).map_err(|e| err(&e))?;
-        let message = LlamaChatMessage::new("user".into(), user.into()).map_err(|e| err(&e))?;
+        let messages = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()).map_err(|e| err(&e)))
+            .collect::<Result<Vec<_>>>()?;
         self.model
-            .apply_chat_template(&template, &[message], true)
+            .apply_chat_template(&template, &messages, true)
             .map_err(|e| err(&e))
     }
 }

@@ -15,6 +15,13 @@ pub type Token = u32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeqId(pub u32);
 
+/// One message of a conversation (`system`, `user`, `assistant`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
 /// One token of a ragged batch.
 #[derive(Clone, Debug)]
 pub struct BatchToken {
@@ -76,6 +83,11 @@ pub trait Model {
     }
     /// Number of cached tokens of `seq`.
     fn seq_len(&self, seq: SeqId) -> Result<usize>;
+    /// Sequences alive (for reports: a server shows that cancelled work freed
+    /// its sequences); `None` if the backend does not count them.
+    fn live_sequences(&self) -> Option<usize> {
+        None
+    }
 
     /// Runs one forward over a ragged batch. Afterwards `logits(i)` is the row of
     /// the i-th token that asked for logits, in batch order.
@@ -91,6 +103,21 @@ pub trait Model {
     /// Renders one user message with the model's chat template, ready for the
     /// assistant's reply.
     fn chat_prompt(&self, user: &str) -> Result<String>;
+    /// Renders a conversation ready for the assistant's reply. Without a
+    /// template of its own, one user message goes through [`Model::chat_prompt`]
+    /// and longer conversations become a plain transcript.
+    fn chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        if let [m] = messages {
+            if m.role == "user" {
+                return self.chat_prompt(&m.content);
+            }
+        }
+        let mut text = String::new();
+        for m in messages {
+            text += &format!("{}: {}\n", m.role, m.content);
+        }
+        Ok(text + "assistant:")
+    }
     /// Every token's bytes, to check that two models share a vocabulary.
     fn vocab_fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};

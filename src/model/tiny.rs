@@ -141,6 +141,10 @@ impl Model for TinyLm {
         true
     }
 
+    fn live_sequences(&self) -> Option<usize> {
+        Some(self.seqs.len())
+    }
+
     fn seq_len(&self, seq: SeqId) -> Result<usize> {
         self.seqs
             .get(&seq)

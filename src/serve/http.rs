@@ -1,0 +1,269 @@
+//! HTTP handlers: authentication, the bounded queue, and turning worker
+//! events into OpenAI responses or server-sent event streams.
+
+use super::openai::{self, ApiError, Endpoint, Limits, Meta, Usage};
+use super::worker::{Command, Job, JobEvent, Shared};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+
+pub struct AppState {
+    pub jobs: UnboundedSender<Command>,
+    pub shared: Arc<Shared>,
+    pub api_key: Option<String>,
+    pub limits: Limits,
+    /// Most requests waiting for the batch before new ones get 429.
+    pub max_queue: usize,
+    pub model: String,
+    pub created: u64,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error_response(e: ApiError) -> Response {
+    let mut response = json_response(e.status, &e.body());
+    if e.status == 429 {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(key) = &state.api_key else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.map(str::trim) == Some(key.as_str()) {
+        return Ok(());
+    }
+    Err(ApiError {
+        status: 401,
+        message: match given {
+            None => "missing API key: send Authorization: Bearer KEY".into(),
+            Some(_) => "incorrect API key provided".into(),
+        },
+        kind: "invalid_request_error",
+        param: None,
+        code: Some("invalid_api_key"),
+    })
+}
+
+async fn not_found() -> Response {
+    error_response(ApiError {
+        status: 404,
+        message: "unknown endpoint; this server has POST /v1/chat/completions, \
+                  POST /v1/completions, GET /v1/models and GET /health"
+            .into(),
+        kind: "invalid_request_error",
+        param: None,
+        code: Some("unknown_url"),
+    })
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let h = state
+        .shared
+        .health
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut body = json!(h);
+    body["status"] = json!("ok");
+    body["model"] = json!(state.model);
+    json_response(200, &body)
+}
+
+async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return error_response(e);
+    }
+    json_response(
+        200,
+        &json!({"object": "list", "data": [{
+            "id": state.model, "object": "model", "created": state.created, "owned_by": "seed",
+        }]}),
+    )
+}
+
+async fn completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(state, headers, body, Endpoint::Completions).await
+}
+
+async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(state, headers, body, Endpoint::Chat).await
+}
+
+fn engine_gone() -> ApiError {
+    ApiError::server(503, "the engine has stopped")
+}
+
+async fn handle(
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+    endpoint: Endpoint,
+) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return error_response(e);
+    }
+    let parsed = match openai::parse(&body, endpoint, &state.limits) {
+        Ok(p) => p,
+        Err(e) => return error_response(e),
+    };
+    let taken = state
+        .shared
+        .pending
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+            (p < state.max_queue).then_some(p + 1)
+        });
+    if taken.is_err() {
+        return error_response(ApiError {
+            status: 429,
+            message: format!(
+                "the server's queue is full ({} requests waiting); retry later",
+                state.max_queue
+            ),
+            kind: "requests",
+            param: None,
+            code: Some("rate_limit_exceeded"),
+        });
+    }
+    let (stream, include_usage) = (parsed.stream, parsed.include_usage);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let job = Job { parsed, events: tx };
+    if state.jobs.send(Command::Submit(job)).is_err() {
+        state.shared.pending.fetch_sub(1, Ordering::SeqCst);
+        return error_response(engine_gone());
+    }
+    // The worker checks what needs the model before anything is answered.
+    match rx.recv().await {
+        Some(JobEvent::Accepted) => {}
+        Some(JobEvent::Rejected(e)) | Some(JobEvent::Failed(e)) => return error_response(e),
+        _ => return error_response(engine_gone()),
+    }
+    let meta = Meta::new(endpoint, &state.model);
+    if stream {
+        return stream_response(meta, rx, include_usage).into_response();
+    }
+    // Dropping `rx` (the client left) cancels the request in the worker.
+    loop {
+        match rx.recv().await {
+            Some(JobEvent::Done(output)) => return json_response(200, &meta.response(&output)),
+            Some(JobEvent::Failed(e)) | Some(JobEvent::Rejected(e)) => return error_response(e),
+            Some(_) => {}
+            None => return error_response(engine_gone()),
+        }
+    }
+}
+
+struct StreamState {
+    rx: UnboundedReceiver<JobEvent>,
+    meta: Meta,
+    include_usage: bool,
+    /// Choices that have had their first chunk (chat sends the role first).
+    started: Vec<bool>,
+    finished: bool,
+}
+
+/// Server-sent events in OpenAI's chunk format, ending with `[DONE]`.
+fn stream_response(
+    meta: Meta,
+    rx: UnboundedReceiver<JobEvent>,
+    include_usage: bool,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+    let state = StreamState {
+        rx,
+        meta,
+        include_usage,
+        started: Vec::new(),
+        finished: false,
+    };
+    let events = futures_util::stream::unfold(state, |mut s| async move {
+        if s.finished {
+            return None;
+        }
+        loop {
+            let data = match s.rx.recv().await {
+                Some(JobEvent::Delta {
+                    choice,
+                    text,
+                    finish,
+                }) => {
+                    if s.started.len() <= choice {
+                        s.started.resize(choice + 1, false);
+                    }
+                    let first = !std::mem::replace(&mut s.started[choice], true);
+                    s.meta
+                        .chunk(choice, &text, first, finish, s.include_usage)
+                        .to_string()
+                }
+                Some(JobEvent::Done(output)) => {
+                    s.finished = true;
+                    let events = if s.include_usage {
+                        let usage = s.meta.usage_chunk(Usage::of(&output));
+                        vec![usage.to_string(), "[DONE]".to_string()]
+                    } else {
+                        vec!["[DONE]".to_string()]
+                    };
+                    return Some((events, s));
+                }
+                Some(JobEvent::Failed(e)) | Some(JobEvent::Rejected(e)) => {
+                    s.finished = true;
+                    return Some((vec![e.body().to_string(), "[DONE]".to_string()], s));
+                }
+                Some(JobEvent::Accepted) => continue,
+                None => {
+                    s.finished = true;
+                    let e = engine_gone().body().to_string();
+                    return Some((vec![e, "[DONE]".to_string()], s));
+                }
+            };
+            return Some((vec![data], s));
+        }
+    });
+    use futures_util::StreamExt;
+    let flat = events.flat_map(|batch| {
+        futures_util::stream::iter(
+            batch
+                .into_iter()
+                .map(|data| Ok(SseEvent::default().data(data))),
+        )
+    });
+    Sse::new(flat).keep_alive(KeepAlive::default())
+}

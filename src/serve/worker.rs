@@ -1,0 +1,396 @@
+//! The engine worker: one thread owns the engine (models need not be `Send`)
+//! and runs the continuous batch. Handlers send it jobs over a channel; each
+//! job carries the channel its events go back on. A job whose receiver is
+//! gone (the client disconnected) is cancelled and its sequences freed.
+
+use super::openai::{ApiError, Input, Limits, Parsed};
+use crate::decode::{DecodeError, Engine, Event, FinishReason, Output, Request, RequestId};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::{error::TryRecvError, UnboundedReceiver, UnboundedSender};
+
+pub struct Job {
+    pub parsed: Parsed,
+    pub events: UnboundedSender<JobEvent>,
+}
+
+pub enum Command {
+    Submit(Job),
+    /// Take no new jobs; finish the ones taken, then exit.
+    Stop,
+}
+
+#[derive(Debug)]
+pub enum JobEvent {
+    /// Passed the checks that need the model; waiting for room in the batch.
+    Accepted,
+    Rejected(ApiError),
+    Delta {
+        choice: usize,
+        text: String,
+        finish: Option<FinishReason>,
+    },
+    Done(Output),
+    Failed(ApiError),
+}
+
+/// What `/health` reports.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Health {
+    /// Requests in the batch.
+    pub in_flight: usize,
+    /// Requests waiting for room in the batch (or for the worker).
+    pub queued: usize,
+    /// Branches in the batch (one per prompt and sample).
+    pub live_branches: usize,
+    /// Sequences alive in the models' KV caches (requests' and the prefix cache's).
+    pub target_sequences: Option<usize>,
+    pub draft_sequences: Option<usize>,
+    pub completed: u64,
+    /// Requests whose client went away before they finished.
+    pub cancelled: u64,
+    pub failed: u64,
+    pub generated_tokens: u64,
+    /// Engine steps (rounds) run.
+    pub steps: u64,
+}
+
+/// State shared with the HTTP handlers.
+#[derive(Default)]
+pub struct Shared {
+    pub health: Mutex<Health>,
+    /// Jobs sent to the worker and not yet admitted (bounded by the queue size).
+    pub pending: AtomicUsize,
+}
+
+/// What the handlers need to know about the loaded engine.
+pub struct Info {
+    pub model: String,
+    pub context: usize,
+}
+
+struct Waiting {
+    job: Job,
+    request: Request,
+    cells: usize,
+}
+
+struct Running {
+    job: Job,
+    branches: usize,
+    cells: usize,
+}
+
+struct Worker {
+    engine: Engine,
+    limits: Limits,
+    shared: Arc<Shared>,
+    waiting: VecDeque<Waiting>,
+    running: HashMap<RequestId, Running>,
+    /// KV cells the requests in the batch may need at most.
+    reserved: usize,
+    /// Cells the batch may reserve: the context, less the prefix cache's share.
+    budget: usize,
+    stopping: bool,
+    health: Health,
+}
+
+/// Builds the engine, reports it ready (or why not), and serves jobs until
+/// told to stop or every sender is gone.
+pub fn run<F>(
+    make_engine: F,
+    jobs: UnboundedReceiver<Command>,
+    shared: Arc<Shared>,
+    limits: Limits,
+    ready: std::sync::mpsc::Sender<Result<Info, String>>,
+) where
+    F: FnOnce() -> anyhow::Result<Engine>,
+{
+    let engine = match make_engine() {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ready.send(Err(format!("{e:#}")));
+            return;
+        }
+    };
+    let context = engine.target.context_size();
+    let _ = ready.send(Ok(Info {
+        model: engine.target.name().to_string(),
+        context,
+    }));
+    // The prefix cache may keep up to half the context (see decode::engine).
+    let budget = if engine.config.prefix_cache {
+        context / 2
+    } else {
+        context
+    };
+    let mut worker = Worker {
+        engine,
+        limits,
+        shared,
+        waiting: VecDeque::new(),
+        running: HashMap::new(),
+        reserved: 0,
+        budget,
+        stopping: false,
+        health: Health::default(),
+    };
+    worker.serve(jobs);
+}
+
+impl Worker {
+    fn serve(&mut self, mut jobs: UnboundedReceiver<Command>) {
+        let mut closed = false;
+        loop {
+            self.publish();
+            let idle = self.running.is_empty() && self.waiting.is_empty();
+            if idle && (closed || self.stopping) {
+                return;
+            }
+            if idle {
+                match jobs.blocking_recv() {
+                    Some(c) => self.command(c),
+                    None => closed = true,
+                }
+            }
+            // Requests that arrived during the last step join now.
+            loop {
+                match jobs.try_recv() {
+                    Ok(c) => self.command(c),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            self.drop_abandoned();
+            self.admit();
+            if !self.running.is_empty() {
+                self.step();
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Stop => self.stopping = true,
+            Command::Submit(job) if self.stopping => {
+                self.left_queue();
+                let _ = job.events.send(JobEvent::Rejected(ApiError::server(
+                    503,
+                    "the server is shutting down",
+                )));
+            }
+            Command::Submit(job) => match self.check(&job.parsed) {
+                Ok((request, cells)) => {
+                    let _ = job.events.send(JobEvent::Accepted);
+                    self.waiting.push_back(Waiting {
+                        job,
+                        request,
+                        cells,
+                    });
+                }
+                Err(e) => {
+                    self.left_queue();
+                    let _ = job.events.send(JobEvent::Rejected(e));
+                }
+            },
+        }
+    }
+
+    fn left_queue(&self) {
+        self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Renders and tokenizes a request's prompts and checks it against the
+    /// context. Returns the engine request and the KV cells it may need.
+    fn check(&self, p: &Parsed) -> Result<(Request, usize), ApiError> {
+        let e = &self.engine;
+        let prompts = match &p.input {
+            Input::Prompts(prompts) => prompts.clone(),
+            Input::Chat(messages) => vec![e
+                .chat(messages)
+                .map_err(|err| ApiError::invalid(Some("messages"), err.to_string()))?],
+        };
+        let request = Request {
+            prompts,
+            n: p.n,
+            sampling: p.sampling.clone(),
+            draft_temperature: None,
+            max_tokens: p.max_tokens,
+            stop: p.stop.clone(),
+            seed: p.seed.unwrap_or_else(rand::random),
+        };
+        request
+            .validate()
+            .map_err(|err| ApiError::invalid(None, err.to_string()))?;
+        let param = match p.input {
+            Input::Prompts(_) => "prompt",
+            Input::Chat(_) => "messages",
+        };
+        let context = e.target.context_size();
+        let depth = if e.draft.is_some() {
+            e.config.shape().depth() + 1
+        } else {
+            1
+        };
+        let mut cells = 0;
+        for text in &request.prompts {
+            let tokens = e
+                .target
+                .tokenize(text, true)
+                .map_err(|err| ApiError::invalid(Some(param), err.to_string()))?
+                .len();
+            if tokens == 0 {
+                return Err(ApiError::invalid(Some(param), "a prompt is empty"));
+            }
+            if tokens + request.max_tokens > context {
+                return Err(ApiError::invalid(
+                    Some(param),
+                    format!(
+                        "This model's maximum context length is {context} tokens. However, you \
+                         requested {} tokens ({tokens} in the prompt, {} for the completion). \
+                         Please reduce the length of the prompt or completion.",
+                        tokens + request.max_tokens,
+                        request.max_tokens
+                    ),
+                )
+                .with_code("context_length_exceeded"));
+            }
+            cells += tokens + request.n * (request.max_tokens + depth);
+        }
+        if cells > self.budget {
+            return Err(ApiError::invalid(
+                Some("n"),
+                format!(
+                    "the request may need {cells} KV cells (prompts, plus n times max_tokens), \
+                     more than the {} this server gives one batch; lower n or max_tokens",
+                    self.budget
+                ),
+            )
+            .with_code("context_length_exceeded"));
+        }
+        Ok((request, cells))
+    }
+
+    fn drop_abandoned(&mut self) {
+        let before = self.waiting.len();
+        self.waiting.retain(|w| !w.job.events.is_closed());
+        for _ in self.waiting.len()..before {
+            self.left_queue();
+            self.health.cancelled += 1;
+        }
+        let gone: Vec<RequestId> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.job.events.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in gone {
+            let r = self.running.remove(&id).expect("listed");
+            self.reserved -= r.cells;
+            self.engine.cancel(id);
+            self.health.cancelled += 1;
+        }
+    }
+
+    /// Admits waiting requests in arrival order while the batch has room
+    /// (any request fits an empty batch: `check` bounded it).
+    fn admit(&mut self) {
+        while let Some(w) = self.waiting.front() {
+            let branches = w.request.prompts.len() * w.request.n;
+            let live: usize = self.running.values().map(|r| r.branches).sum();
+            let fits = live + branches <= self.limits.max_branches
+                && self.reserved + w.cells <= self.budget;
+            if !fits && !self.running.is_empty() {
+                return;
+            }
+            let w = self.waiting.pop_front().expect("front");
+            self.left_queue();
+            match self.engine.admit(&w.request, w.job.parsed.stream) {
+                Ok(id) => {
+                    self.reserved += w.cells;
+                    self.running.insert(
+                        id,
+                        Running {
+                            job: w.job,
+                            branches,
+                            cells: w.cells,
+                        },
+                    );
+                }
+                Err(e) => {
+                    self.health.failed += 1;
+                    let _ = w.job.events.send(JobEvent::Failed(api_error(&e)));
+                }
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        self.health.steps += 1;
+        let events = match self.engine.step() {
+            Ok(events) => events,
+            Err(e) => {
+                // The engine dropped every request in flight.
+                let error = api_error(&e);
+                for (_, r) in self.running.drain() {
+                    self.health.failed += 1;
+                    let _ = r.job.events.send(JobEvent::Failed(error.clone()));
+                }
+                self.reserved = 0;
+                return;
+            }
+        };
+        for event in events {
+            match event {
+                Event::Delta {
+                    request,
+                    choice,
+                    text,
+                    finish,
+                } => {
+                    if let Some(r) = self.running.get(&request) {
+                        let _ = r.job.events.send(JobEvent::Delta {
+                            choice,
+                            text,
+                            finish,
+                        });
+                    }
+                }
+                Event::Done { request, output } => {
+                    if let Some(r) = self.running.remove(&request) {
+                        self.reserved -= r.cells;
+                        self.health.completed += 1;
+                        self.health.generated_tokens += output.stats.generated_tokens as u64;
+                        let _ = r.job.events.send(JobEvent::Done(output));
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let h = &mut self.health;
+        h.in_flight = self.engine.in_flight();
+        h.live_branches = self.engine.live_branches();
+        h.queued = self.shared.pending.load(Ordering::SeqCst);
+        h.target_sequences = self.engine.target.live_sequences();
+        h.draft_sequences = self.engine.draft.as_ref().and_then(|d| d.live_sequences());
+        *self.shared.health.lock().unwrap_or_else(|e| e.into_inner()) = h.clone();
+    }
+}
+
+/// An engine error as an API error: bad requests are the client's, the rest
+/// (a full KV cache, a failed forward) the server's.
+fn api_error(e: &DecodeError) -> ApiError {
+    match e {
+        DecodeError::Invalid(_) | DecodeError::PromptTooLong { .. } => {
+            ApiError::invalid(None, e.to_string())
+        }
+        _ => ApiError::server(500, e.to_string()),
+    }
+}

@@ -1,0 +1,805 @@
+//! `seed serve` on the tiny model (and SmolLM2 in exact mode): a real HTTP
+//! server on a free loopback port, real HTTP requests.
+
+mod common;
+
+use seed::decode::{Engine, EngineConfig, EngineKind, Output, Request, Sampling, VerifyPolicy};
+use seed::model::tiny::{TinyConfig, TinyLm};
+use seed::model::{BatchToken, Model, SeqId, Token};
+use seed::search::llm::Llm;
+use seed::serve::client::RemoteLlm;
+use seed::serve::{self, Limits, Options, Server};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+fn config(kind: EngineKind, prefix_cache: bool) -> EngineConfig {
+    EngineConfig {
+        kind,
+        verify: VerifyPolicy::Fcfs,
+        prefix_cache,
+        ..EngineConfig::default()
+    }
+}
+
+fn tiny_engine(kind: EngineKind, context: usize, prefix_cache: bool) -> Engine {
+    let target = TinyConfig {
+        context,
+        ..TinyConfig::target()
+    };
+    let draft = TinyConfig {
+        context,
+        ..TinyConfig::draft()
+    };
+    Engine::new(
+        Box::new(TinyLm::new(target)),
+        Some(Box::new(TinyLm::new(draft))),
+        config(kind, prefix_cache),
+    )
+    .unwrap()
+}
+
+/// The tiny model, slowed down and never ending by itself, so that a
+/// request is surely still running when a test acts on it.
+struct Endless {
+    inner: TinyLm,
+    delay: Duration,
+}
+
+impl Model for Endless {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+    fn context_size(&self) -> usize {
+        self.inner.context_size()
+    }
+    fn create(&mut self) -> seed::model::Result<SeqId> {
+        self.inner.create()
+    }
+    fn fork(&mut self, src: SeqId) -> seed::model::Result<SeqId> {
+        self.inner.fork(src)
+    }
+    fn truncate(&mut self, seq: SeqId, len: usize) -> seed::model::Result<()> {
+        self.inner.truncate(seq, len)
+    }
+    fn release(&mut self, seq: SeqId) {
+        self.inner.release(seq)
+    }
+    fn seq_len(&self, seq: SeqId) -> seed::model::Result<usize> {
+        self.inner.seq_len(seq)
+    }
+    fn live_sequences(&self) -> Option<usize> {
+        self.inner.live_sequences()
+    }
+    fn forward(&mut self, batch: &[BatchToken]) -> seed::model::Result<()> {
+        std::thread::sleep(self.delay);
+        self.inner.forward(batch)
+    }
+    fn logits(&self, row: usize) -> &[f32] {
+        self.inner.logits(row)
+    }
+    fn tokenize(&self, text: &str, add_bos: bool) -> seed::model::Result<Vec<Token>> {
+        self.inner.tokenize(text, add_bos)
+    }
+    fn token_bytes(&self, token: Token) -> Vec<u8> {
+        self.inner.token_bytes(token)
+    }
+    fn is_end(&self, _token: Token) -> bool {
+        false
+    }
+    fn chat_prompt(&self, user: &str) -> seed::model::Result<String> {
+        self.inner.chat_prompt(user)
+    }
+}
+
+fn endless_engine(kind: EngineKind) -> Engine {
+    let slow = |c: TinyConfig| -> Box<dyn Model> {
+        Box::new(Endless {
+            inner: TinyLm::new(c),
+            delay: Duration::from_millis(2),
+        })
+    };
+    Engine::new(
+        slow(TinyConfig::target()),
+        Some(slow(TinyConfig::draft())),
+        config(kind, false),
+    )
+    .unwrap()
+}
+
+fn options() -> Options {
+    Options {
+        port: 0,
+        limits: Limits {
+            max_n: 16,
+            max_branches: 64,
+            max_tokens: 1_000_000,
+        },
+        ..Options::default()
+    }
+}
+
+fn start(options: &Options, engine: impl FnOnce() -> Engine + Send + 'static) -> Server {
+    serve::start(options, move || Ok(engine())).expect("start the server")
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(120))
+        .build()
+}
+
+/// Sends raw bytes; returns the status and the JSON answer.
+fn post_raw(url: &str, body: &str, key: Option<&str>) -> (u16, Value) {
+    let mut r = agent().post(url).set("Content-Type", "application/json");
+    if let Some(k) = key {
+        r = r.set("Authorization", &format!("Bearer {k}"));
+    }
+    match r.send_string(body) {
+        Ok(resp) => (resp.status(), resp.into_json().expect("a JSON answer")),
+        Err(ureq::Error::Status(code, resp)) => {
+            let retry = resp.header("Retry-After").map(str::to_string);
+            let mut v: Value = resp.into_json().expect("a JSON error");
+            v["retry_after_header"] = json!(retry);
+            (code, v)
+        }
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+fn post(url: &str, body: &Value) -> Value {
+    let (status, v) = post_raw(url, &body.to_string(), None);
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn get(url: &str) -> Value {
+    agent().get(url).call().unwrap().into_json().unwrap()
+}
+
+/// The `data:` payloads of a streamed response, up to and including `[DONE]`.
+fn stream(url: &str, body: &Value) -> Vec<String> {
+    let resp = agent()
+        .post(url)
+        .send_string(&body.to_string())
+        .expect("stream");
+    assert_eq!(
+        resp.header("Content-Type").unwrap_or(""),
+        "text/event-stream"
+    );
+    let mut data = Vec::new();
+    for line in BufReader::new(resp.into_reader()).lines() {
+        let line = line.unwrap();
+        if let Some(d) = line.strip_prefix("data: ") {
+            data.push(d.to_string());
+            if d == "[DONE]" {
+                break;
+            }
+        }
+    }
+    data
+}
+
+fn assert_usage(v: &Value) {
+    let u = &v["usage"];
+    let (p, c, t) = (
+        u["prompt_tokens"].as_u64().expect("prompt_tokens"),
+        u["completion_tokens"].as_u64().expect("completion_tokens"),
+        u["total_tokens"].as_u64().expect("total_tokens"),
+    );
+    assert_eq!(p + c, t, "{u}");
+    assert!(p > 0);
+}
+
+/// Checks a whole response's shape; returns each choice's text by index.
+fn check_response(v: &Value, chat: bool, choices: usize) -> Vec<String> {
+    let (prefix, object) = if chat {
+        ("chatcmpl-", "chat.completion")
+    } else {
+        ("cmpl-", "text_completion")
+    };
+    assert!(v["id"].as_str().unwrap().starts_with(prefix), "{v}");
+    assert_eq!(v["object"], object);
+    assert!(v["created"].as_u64().unwrap() > 1_600_000_000);
+    assert!(v["model"].is_string());
+    assert_usage(v);
+    let list = v["choices"].as_array().unwrap();
+    assert_eq!(list.len(), choices, "{v}");
+    let indexes: HashSet<u64> = list.iter().map(|c| c["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, (0..choices as u64).collect(), "distinct indexes");
+    let mut texts = vec![String::new(); choices];
+    for c in list {
+        assert!(["stop", "length"].contains(&c["finish_reason"].as_str().unwrap()));
+        assert!(c["logprobs"].is_null());
+        let text = if chat {
+            assert_eq!(c["message"]["role"], "assistant");
+            c["message"]["content"].as_str().unwrap()
+        } else {
+            c["text"].as_str().unwrap()
+        };
+        texts[c["index"].as_u64().unwrap() as usize] = text.to_string();
+    }
+    texts
+}
+
+/// Checks a stream's chunks; returns each choice's text by index.
+fn check_stream(data: &[String], chat: bool, choices: usize, usage: bool) -> Vec<String> {
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let id = chunks[0]["id"].as_str().unwrap();
+    let mut texts = vec![String::new(); choices];
+    let mut finished = vec![false; choices];
+    let mut role_seen = vec![false; choices];
+    for c in &chunks {
+        assert_eq!(c["id"], id, "one id per stream");
+        assert_eq!(c["object"], object);
+        assert!(c["created"].is_u64() && c["model"].is_string());
+        for choice in c["choices"].as_array().unwrap() {
+            let i = choice["index"].as_u64().unwrap() as usize;
+            assert!(!finished[i], "chunk after choice {i} finished");
+            let text = if chat {
+                let delta = &choice["delta"];
+                if delta.get("role").is_some() {
+                    assert_eq!(delta["role"], "assistant");
+                    assert!(!role_seen[i], "role sent twice");
+                }
+                role_seen[i] = true;
+                delta["content"].as_str().unwrap_or("")
+            } else {
+                choice["text"].as_str().unwrap()
+            };
+            texts[i] += text;
+            match choice["finish_reason"].as_str() {
+                Some("stop") | Some("length") => finished[i] = true,
+                None => assert!(choice["finish_reason"].is_null()),
+                Some(other) => panic!("finish_reason {other}"),
+            }
+        }
+    }
+    assert!(finished.iter().all(|&f| f), "every choice finishes");
+    let last = chunks.last().unwrap();
+    if usage {
+        assert!(last["choices"].as_array().unwrap().is_empty());
+        assert_usage(last);
+    }
+    texts
+}
+
+#[test]
+fn responses_follow_openai_format_streamed_or_not() {
+    let server = start(&options(), || tiny_engine(EngineKind::Seed, 1 << 22, true));
+    let base = server.base_url();
+    let models = get(&format!("{base}/models"));
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["object"], "model");
+    assert!(models["data"][0]["id"].is_string());
+
+    let chat_url = format!("{base}/chat/completions");
+    let chat = json!({
+        "model": "anything",
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}],
+        "n": 3, "temperature": 1.0, "max_tokens": 30, "seed": 11, "user": "u1", "unknown_field": {"x": 1},
+    });
+    let whole = check_response(&post(&chat_url, &chat), true, 3);
+    assert!(
+        whole.iter().collect::<HashSet<_>>().len() > 1,
+        "samples differ"
+    );
+    let mut streamed_body = chat.clone();
+    streamed_body["stream"] = json!(true);
+    let streamed = check_stream(&stream(&chat_url, &streamed_body), true, 3, false);
+    assert_eq!(streamed, whole, "same seed, same text streamed or not");
+    streamed_body["stream_options"] = json!({"include_usage": true});
+    let streamed = check_stream(&stream(&chat_url, &streamed_body), true, 3, true);
+    assert_eq!(streamed, whole);
+
+    let completions_url = format!("{base}/completions");
+    let completions = json!({
+        "model": "anything", "prompt": ["a tree", "of thoughts"], "n": 2,
+        "temperature": 0.8, "max_tokens": 25, "stop": ["e", "q"], "seed": 5,
+    });
+    let whole = check_response(&post(&completions_url, &completions), false, 4);
+    assert!(whole.iter().all(|t| !t.contains('e') && !t.contains('q')));
+    let mut streamed_body = completions.clone();
+    streamed_body["stream"] = json!(true);
+    let streamed = check_stream(&stream(&completions_url, &streamed_body), false, 4, false);
+    assert_eq!(streamed, whole);
+    server.shutdown().unwrap();
+}
+
+fn engine_request(prompts: &[&str], n: usize, temperature: f32, seed: u64) -> Request {
+    Request {
+        prompts: prompts.iter().map(|p| p.to_string()).collect(),
+        n,
+        sampling: Sampling {
+            temperature,
+            ..Sampling::default()
+        },
+        max_tokens: 40,
+        seed,
+        ..Request::default()
+    }
+}
+
+fn texts(out: &Output) -> Vec<String> {
+    out.completions.iter().map(|c| c.text.clone()).collect()
+}
+
+#[test]
+fn output_equals_engine_generate() {
+    for kind in [EngineKind::Ar, EngineKind::Sd, EngineKind::Seed] {
+        let server = start(&options(), move || tiny_engine(kind, 1 << 22, true));
+        let base = server.base_url();
+        // Greedy, and sampled with a seed: each branch has its own streams.
+        for (temperature, seed) in [(0.0, 0), (1.0, 42)] {
+            let mut local = tiny_engine(kind, 1 << 22, true);
+            let prompts = ["hello there", "what is two plus two?"];
+            let expected = local
+                .generate(&engine_request(&prompts, 2, temperature, seed))
+                .unwrap();
+            let got = post(
+                &format!("{base}/completions"),
+                &json!({"prompt": prompts, "n": 2, "max_tokens": 40, "temperature": temperature, "seed": seed}),
+            );
+            assert_eq!(
+                check_response(&got, false, 4),
+                texts(&expected),
+                "{kind} t={temperature}"
+            );
+            let tokens: usize = expected.completions.iter().map(|c| c.tokens.len()).sum();
+            assert_eq!(got["usage"]["completion_tokens"], tokens);
+            assert_eq!(got["usage"]["prompt_tokens"], expected.stats.prompt_tokens);
+
+            let chat = local.chat_prompt("hello there").unwrap();
+            let expected = local
+                .generate(&engine_request(&[&chat], 1, temperature, seed))
+                .unwrap();
+            let got = post(
+                &format!("{base}/chat/completions"),
+                &json!({"messages": [{"role": "user", "content": "hello there"}], "max_tokens": 40, "temperature": temperature, "seed": seed}),
+            );
+            assert_eq!(
+                check_response(&got, true, 1),
+                texts(&expected),
+                "{kind} chat"
+            );
+        }
+        server.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn thirty_two_concurrent_clients_each_get_their_own_result() {
+    let server = start(&options(), || tiny_engine(EngineKind::Seed, 1 << 22, true));
+    let url = format!("{}/completions", server.base_url());
+    let prompt = |i: usize| format!("client {i} asks: what is {i} plus {i}?");
+    let mut local = tiny_engine(EngineKind::Seed, 1 << 22, true);
+    let expected: Vec<Vec<String>> = (0..32)
+        .map(|i| {
+            let request = engine_request(&[&prompt(i)], 2, 1.0, i as u64);
+            texts(&local.generate(&request).unwrap())
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(32);
+    let got: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let (url, barrier, prompt) = (&url, &barrier, prompt(i));
+                scope.spawn(move || {
+                    barrier.wait();
+                    let body = json!({"prompt": prompt, "n": 2, "max_tokens": 40, "temperature": 1.0, "seed": i});
+                    check_response(&post(url, &body), false, 2)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for i in 0..32 {
+        assert_eq!(got[i], expected[i], "client {i}");
+    }
+    let health = get(&format!("http://{}/health", server.addr()));
+    assert_eq!(health["completed"], 32);
+    assert_eq!(health["live_branches"], 0);
+    server.shutdown().unwrap();
+}
+
+/// Polls `/health` until `done` holds (a liveness bound, not a timing claim).
+fn wait_for_health(server: &Server, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let h = get(&format!("http://{}/health", server.addr()));
+        if done(&h) {
+            return h;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "health never got there: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_client_that_disconnects_frees_its_sequences() {
+    for kind in [EngineKind::Ar, EngineKind::Seed] {
+        let server = start(&options(), move || endless_engine(kind));
+        let url = format!("{}/completions", server.base_url());
+        let body = json!({"prompt": "abc", "n": 3, "max_tokens": 900_000, "stream": true});
+        let resp = agent().post(&url).send_string(&body.to_string()).unwrap();
+        let mut lines = BufReader::new(resp.into_reader()).lines();
+        let mut chunks = 0;
+        while chunks < 5 {
+            if lines.next().unwrap().unwrap().starts_with("data: {") {
+                chunks += 1;
+            }
+        }
+        let h = get(&format!("http://{}/health", server.addr()));
+        assert_eq!(h["live_branches"], 3, "{h}");
+        assert!(h["target_sequences"].as_u64().unwrap() >= 3, "{h}");
+        drop(lines);
+        let h = wait_for_health(&server, |h| h["cancelled"] == 1 && h["live_branches"] == 0);
+        assert_eq!(h["in_flight"], 0, "{h}");
+        assert_eq!(h["target_sequences"], 0, "{kind}: {h}");
+        assert_eq!(h["draft_sequences"], 0, "{kind}: {h}");
+        assert_eq!(h["completed"], 0, "{h}");
+        // Still serving.
+        let v = post(&url, &json!({"prompt": "abc", "max_tokens": 5}));
+        check_response(&v, false, 1);
+        assert_eq!(v["usage"]["completion_tokens"], 5);
+        server.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn bad_requests_get_4xx_and_the_server_keeps_serving() {
+    let mut options = options();
+    options.api_key = Some("sekret".into());
+    options.limits.max_tokens = 100;
+    let server = start(&options, || tiny_engine(EngineKind::Seed, 64, true));
+    let base = server.base_url();
+    let url = format!("{base}/completions");
+    let chat_url = format!("{base}/chat/completions");
+    let key = Some("sekret");
+    let good = r#"{"prompt": "abc", "max_tokens": 4}"#;
+    let check_error = |(status, v): (u16, Value), want: u16, needle: &str| {
+        assert_eq!(status, want, "{v}");
+        let e = &v["error"];
+        let message = e["message"].as_str().expect("error.message");
+        assert!(
+            message.contains(needle),
+            "{message:?} should mention {needle:?}"
+        );
+        assert!(e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some());
+        // The server keeps serving.
+        let (status, v) = post_raw(&url, good, key);
+        assert_eq!(status, 200, "{v}");
+    };
+    check_error(post_raw(&url, good, None), 401, "API key");
+    check_error(post_raw(&url, good, Some("wrong")), 401, "API key");
+    check_error(post_raw(&url, "{\"prompt\": ", key), 400, "JSON");
+    check_error(post_raw(&url, "not json at all", key), 400, "JSON");
+    check_error(
+        post_raw(&url, r#"{"prompt": "abc", "n": 0}"#, key),
+        400,
+        "n must be",
+    );
+    check_error(
+        post_raw(&url, r#"{"prompt": "abc", "max_tokens": -3}"#, key),
+        400,
+        "max_tokens",
+    );
+    check_error(
+        post_raw(
+            &chat_url,
+            r#"{"messages": [{"role": "user", "content": "a"}], "max_completion_tokens": 101}"#,
+            key,
+        ),
+        400,
+        "max_completion_tokens",
+    );
+    let long = "abc ".repeat(20);
+    check_error(
+        post_raw(
+            &url,
+            &json!({"prompt": long, "max_tokens": 4}).to_string(),
+            key,
+        ),
+        400,
+        "maximum context length is 64 tokens",
+    );
+    check_error(
+        post_raw(&url, r#"{"prompt": "abc", "max_tokens": 62}"#, key),
+        400,
+        "maximum context length",
+    );
+    check_error(
+        post_raw(&url, r#"{"prompt": "ABC <>", "max_tokens": 4}"#, key),
+        400,
+        "no token",
+    );
+    check_error(
+        post_raw(&chat_url, r#"{"prompt": "abc"}"#, key),
+        400,
+        "messages",
+    );
+    check_error(
+        post_raw(&format!("{base}/embeddings"), good, key),
+        404,
+        "unknown endpoint",
+    );
+    let (status, v) = post_raw(&url, r#"{"prompt": "abc", "max_tokens": 4, "n": 2}"#, key);
+    assert_eq!(status, 200);
+    check_response(&v, false, 2);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_full_queue_answers_429_and_waiting_requests_run_later() {
+    let mut options = options();
+    options.max_queue = 1;
+    options.limits.max_branches = 1;
+    let server = start(&options, || endless_engine(EngineKind::Ar));
+    let url = format!("{}/completions", server.base_url());
+    // A fills the batch; B waits; C finds the queue full.
+    let a = agent()
+        .post(&url)
+        .send_string(&json!({"prompt": "a", "max_tokens": 900_000, "stream": true}).to_string())
+        .unwrap();
+    let mut a_lines = BufReader::new(a.into_reader()).lines();
+    assert!(a_lines.next().unwrap().unwrap().starts_with("data: {"));
+    std::thread::scope(|scope| {
+        let b = scope.spawn(|| post(&url, &json!({"prompt": "b", "max_tokens": 3})));
+        wait_for_health(&server, |h| h["queued"] == 1);
+        let (status, v) = post_raw(&url, r#"{"prompt": "c", "max_tokens": 3}"#, None);
+        assert_eq!(status, 429, "{v}");
+        assert_eq!(v["retry_after_header"], "1");
+        assert!(v["error"]["message"].as_str().unwrap().contains("queue"));
+        // A leaves: B gets the batch.
+        drop(a_lines);
+        let b = b.join().unwrap();
+        check_response(&b, false, 1);
+        assert_eq!(b["usage"]["completion_tokens"], 3);
+    });
+    let h = wait_for_health(&server, |h| h["live_branches"] == 0);
+    assert_eq!(
+        (h["cancelled"].as_u64(), h["completed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn shutdown_finishes_requests_in_flight() {
+    let server = start(&options(), || endless_engine(EngineKind::Seed));
+    let url = format!("{}/chat/completions", server.base_url());
+    let addr = server.addr();
+    let body = json!({
+        "messages": [{"role": "user", "content": "abc"}], "max_tokens": 150, "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    let resp = agent().post(&url).send_string(&body.to_string()).unwrap();
+    let mut lines = BufReader::new(resp.into_reader()).lines();
+    let mut data = Vec::new();
+    // The request is running when the server is told to stop.
+    while data.is_empty() {
+        if let Some(d) = lines.next().unwrap().unwrap().strip_prefix("data: ") {
+            data.push(d.to_string());
+        }
+    }
+    let stopping = std::thread::spawn(move || server.shutdown());
+    for line in lines {
+        if let Some(d) = line.unwrap().strip_prefix("data: ") {
+            data.push(d.to_string());
+        }
+    }
+    check_stream(&data, true, 1, true);
+    let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(
+        usage["usage"]["completion_tokens"], 150,
+        "the request ran to its end"
+    );
+    stopping.join().unwrap().unwrap();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still listening"
+    );
+}
+
+#[test]
+fn remote_llm_equals_the_local_engine() {
+    let server = start(&options(), || tiny_engine(EngineKind::Seed, 1 << 22, true));
+    let mut remote = RemoteLlm::connect(&server.base_url(), None).unwrap();
+    let mut local = tiny_engine(EngineKind::Seed, 1 << 22, true);
+    let users = ["a tree", "of thoughts", "a tree"];
+    let mut request = engine_request(&users, 3, 0.0, 7);
+    request.stop = vec!["\n".into()];
+    let remote_out = {
+        request.prompts = users.iter().map(|u| remote.chat(u).unwrap()).collect();
+        remote.generate(&request).unwrap()
+    };
+    request.prompts = users
+        .iter()
+        .map(|u| local.chat_prompt(u).unwrap())
+        .collect();
+    let local_out = local.generate(&request).unwrap();
+    let key = |o: &Output| -> Vec<(usize, usize, String)> {
+        o.completions
+            .iter()
+            .map(|c| (c.prompt_index, c.sample_index, c.text.clone()))
+            .collect()
+    };
+    assert_eq!(key(&remote_out), key(&local_out));
+    assert_eq!(
+        remote_out.stats.generated_tokens,
+        local_out.stats.generated_tokens
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_client_that_gives_up_waiting_frees_its_sequences() {
+    let server = start(&options(), || endless_engine(EngineKind::Seed));
+    let url = format!("{}/completions", server.base_url());
+    let impatient = ureq::AgentBuilder::new()
+        .timeout(Duration::from_millis(300))
+        .build();
+    let body = json!({"prompt": "abc", "n": 2, "max_tokens": 900_000});
+    let err = impatient.post(&url).send_string(&body.to_string());
+    assert!(
+        matches!(err, Err(ureq::Error::Transport(_))),
+        "should time out"
+    );
+    drop(impatient);
+    let h = wait_for_health(&server, |h| h["cancelled"] == 1 && h["live_branches"] == 0);
+    assert_eq!(h["target_sequences"], 0, "{h}");
+    server.shutdown().unwrap();
+}
+
+/// On a real model in exact mode (batch-invariant kernels), requests that
+/// share the batch get exactly what `Engine::generate` gives each alone.
+#[test]
+fn concurrent_requests_on_smollm_exact_equal_generate_alone() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let smollm = || -> Engine {
+        Engine::new(
+            Box::new(common::smollm_exact(2048)),
+            Some(Box::new(common::smollm_exact(2048))),
+            config(EngineKind::Seed, true),
+        )
+        .unwrap()
+    };
+    let users = [
+        "Say hello.",
+        "What is 2 + 3?",
+        "Name a color.",
+        "Write a haiku about trees.",
+    ];
+    let expected: Vec<Vec<String>> = {
+        let mut e = smollm();
+        users
+            .iter()
+            .map(|u| {
+                let mut request = engine_request(&[&e.chat_prompt(u).unwrap()], 2, 0.0, 0);
+                request.max_tokens = 24;
+                texts(&e.generate(&request).unwrap())
+            })
+            .collect()
+    };
+    let server = start(&options(), smollm);
+    let url = format!("{}/chat/completions", server.base_url());
+    let barrier = std::sync::Barrier::new(users.len());
+    let got: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .iter()
+            .map(|u| {
+                let (url, barrier) = (&url, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let body = json!({
+                        "messages": [{"role": "user", "content": u}],
+                        "n": 2, "max_tokens": 24, "temperature": 0,
+                    });
+                    check_response(&post(url, &body), true, 2)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(got, expected);
+    server.shutdown().unwrap();
+}
+
+fn seed_bin(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
+        .args(args)
+        .output()
+        .expect("run seed")
+}
+
+#[test]
+fn command_line_errors_are_clear() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["serve", "--max-batch", "0"], "--max-batch 0"),
+        (
+            &["serve", "--tree", "3,2,2", "--max-batch", "64"],
+            "12 leaves",
+        ),
+        (
+            &["generate", "--engine", "http://127.0.0.1:1/v1", "hi"],
+            "only `seed solve` runs against a server",
+        ),
+        (
+            &["loadtest", "--url", "http://10.1.2.3:8080/v1"],
+            "only runs against this machine",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = seed_bin(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    // Nothing listens there: a clear error, before any model is loaded.
+    let out = seed_bin(&[
+        "solve",
+        "--task",
+        "gsm8k",
+        "--question",
+        "1 + 1?",
+        "--engine",
+        "http://127.0.0.1:9/v1",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("127.0.0.1:9"),
+        "{stderr}"
+    );
+}
+
+/// The binary on SmolLM2: serves on the port it prints, stops on SIGTERM
+/// with exit status 0.
+#[cfg(unix)]
+#[test]
+fn the_binary_serves_and_stops_on_sigterm() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let model = common::smollm_path().display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
+        .args([
+            "serve", "--engine", "ar", "--target", &model, "--port", "0", "--ctx", "2048",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    let v = post(
+        &format!("{base}/chat/completions"),
+        &json!({"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}),
+    );
+    check_response(&v, true, 1);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "exit status after SIGTERM");
+}
