@@ -174,3 +174,72 @@ fn missing_prompt_file() {
     let out = seed(&["generate", "--file", "/no/prompts.txt"]);
     assert_clear_error(&out, &["/no/prompts.txt"]);
 }
+
+#[test]
+fn bench_compares_configurations_and_writes_its_files() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let m = smollm();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("results.json");
+    let out = seed(&[
+        "bench",
+        "--task",
+        "gsm8k",
+        "--problems",
+        "0",
+        "--steps",
+        "1",
+        "--k",
+        "2",
+        "--target",
+        &m,
+        "--draft",
+        &m,
+        "--engines",
+        "ar,ar+pc,seed-batched+pc",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("identity check: every configuration built the same trees as ar"));
+    let results: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(results.len(), 3);
+    for (r, name) in results.iter().zip(["ar", "ar+pc", "seed-batched+pc"]) {
+        assert_eq!(r["config"], name);
+        assert!(r["wall_s"].as_f64().unwrap() > 0.0);
+        assert!(r["speedup_vs_ar"].as_f64().unwrap() > 0.0);
+        assert!(r["accept_rate"].as_f64().is_some());
+        assert_eq!(r["identical"], true);
+    }
+    // The prefix cache computes fewer prompt tokens than recomputing them.
+    assert_eq!(results[0]["prompt_tokens_reused"], 0);
+    assert!(results[1]["prompt_tokens_reused"].as_u64().unwrap() > 0);
+    assert!(results[2]["accept_rate"].as_f64().unwrap() > 0.0);
+    for file in ["bench.json", "bench.csv", "speedup.svg", "timeline.svg"] {
+        assert!(dir.path().join(file).exists(), "{file} missing");
+    }
+}
+
+#[test]
+fn bench_rejects_bad_configurations_before_loading() {
+    let out = seed(&[
+        "bench",
+        "--task",
+        "gsm8k",
+        "--problems",
+        "0",
+        "--engines",
+        "ar,sd-batched",
+    ]);
+    assert_clear_error(&out, &["sd-batched", "verify policy"]);
+    let out = seed(&["bench", "--task", "gsm8k", "--problems", "x-y"]);
+    assert_clear_error(&out, &["--problems"]);
+}

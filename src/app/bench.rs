@@ -6,8 +6,8 @@ use super::generate::{peak_memory_mib, write_atomic};
 use super::load::ModelArgs;
 use super::solve::{dataset_problems, parse_range, SearchArgs, TaskName};
 use crate::decode::{
-    Engine, EngineConfig, EngineKind, Output, Request, RunStats, TraceEvent, TreeShape,
-    VerifyPolicy,
+    divergences_from, Engine, EngineConfig, EngineKind, Output, Request, RunStats, TraceEvent,
+    TreeShape, VerifyPolicy,
 };
 use crate::search::algorithms::search;
 use crate::search::llm::Llm;
@@ -109,13 +109,15 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
     Ok(configs)
 }
 
-/// Passes requests to the engine, adding up their statistics and keeping the
-/// trace of the first request with several branches (for the timeline chart).
+/// Passes requests to the engine, adding up their statistics, keeping the
+/// trace of the first request with several branches (for the timeline chart)
+/// and every request with its output (to explain a differing tree).
 struct Recorder<'a> {
     engine: &'a mut Engine,
     stats: RunStats,
     requests: usize,
     timeline: Option<Vec<TraceEvent>>,
+    log: Vec<(Request, Output)>,
 }
 
 impl Llm for Recorder<'_> {
@@ -139,6 +141,7 @@ impl Llm for Recorder<'_> {
         if self.timeline.is_none() && out.completions.len() > 1 && !out.trace.is_empty() {
             self.timeline = Some(out.trace.clone());
         }
+        self.log.push((request.clone(), out.clone()));
         Ok(out)
     }
 }
@@ -175,7 +178,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let problems = dataset_problems(
         args.task,
         args.data.as_deref(),
-        parse_range(&args.problems).map_err(|e| anyhow::anyhow!("--problems: {e}"))?,
+        parse_range("--problems", &args.problems)?,
         args.search.steps,
     )?;
     let need_draft = configs.iter().any(|c| c.engine.kind != EngineKind::Ar);
@@ -208,6 +211,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // falls on all alike.
     for p in &problems {
         let mut signatures = vec![String::new(); configs.len()];
+        let mut logs = vec![Vec::new(); configs.len()];
         for (i, c) in configs.iter().enumerate() {
             bar.set_message(format!("{} {}: {}", p.task.name(), p.label, c.name));
             engine.config = c.engine.clone();
@@ -217,6 +221,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 stats: RunStats::default(),
                 requests: 0,
                 timeline: None,
+                log: Vec::new(),
             };
             let start = Instant::now();
             let tree = search(
@@ -245,12 +250,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 timelines[i] = recorder.timeline.take();
             }
             signatures[i] = tree.signature();
+            logs[i] = std::mem::take(&mut recorder.log);
             bar.inc(1);
         }
         for (i, sig) in signatures.iter().enumerate() {
             if *sig != signatures[reference] {
                 results[i].identical = false;
                 results[i].differing.push(p.label.clone());
+                let why = explain(&mut engine, &logs[i], &logs[reference])?;
+                bar.suspend(|| {
+                    eprintln!(
+                        "{} differs from {} on problem {}: {why}",
+                        configs[i].name, configs[reference].name, p.label
+                    )
+                });
             }
         }
     }
@@ -309,29 +322,64 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     println!("results in {}", args.out.display());
 
-    let differing: Vec<&ConfigResult> = results.iter().filter(|r| !r.identical).collect();
-    if args.temperature == 0.0 && !differing.is_empty() {
-        for r in &differing {
-            eprintln!(
-                "IDENTITY CHECK FAILED: {} built other trees than {} on problems {}",
-                r.config,
-                configs[reference].name,
-                r.differing.join(", ")
-            );
-        }
-        bail!(
-            "{} configurations differ from {}",
-            differing.len(),
-            configs[reference].name
-        );
-    }
     if args.temperature == 0.0 {
+        check_identity(&results, &configs[reference].name)?;
         println!(
             "identity check: every configuration built the same trees as {}",
             configs[reference].name
         );
     }
     Ok(())
+}
+
+/// Where two runs of the same search first produced different tokens, and
+/// the target's top-two logit gap there (a near-tie explains fast mode).
+fn explain(
+    engine: &mut Engine,
+    ours: &[(Request, Output)],
+    theirs: &[(Request, Output)],
+) -> Result<String> {
+    for (k, ((request, out), (_, reference))) in ours.iter().zip(theirs).enumerate() {
+        if request.sampling.temperature != 0.0 {
+            break;
+        }
+        let found = divergences_from(engine.target.as_mut(), request, out, reference)?;
+        if let Some(d) = found.first() {
+            return Ok(format!(
+                "request {} prompt {} sample {}: generated token {} differs; target top-two logit gap {:.4}",
+                k + 1,
+                d.prompt_index,
+                d.sample_index,
+                d.position,
+                d.top_two_gap
+            ));
+        }
+    }
+    Ok("the requests' tokens agree; the trees differ in how they were used".into())
+}
+
+/// Fails, naming every configuration and problem, if a configuration built
+/// other trees than the reference.
+fn check_identity(results: &[ConfigResult], reference: &str) -> Result<()> {
+    let differing: Vec<&ConfigResult> = results.iter().filter(|r| !r.identical).collect();
+    if differing.is_empty() {
+        return Ok(());
+    }
+    for r in &differing {
+        eprintln!(
+            "IDENTITY CHECK FAILED: {} built other trees than {reference} on problems {}",
+            r.config,
+            r.differing.join(", ")
+        );
+    }
+    bail!(
+        "identity check failed: {} differ from {reference} at temperature 0",
+        differing
+            .iter()
+            .map(|r| r.config.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -433,5 +481,24 @@ mod tests {
         for bad in ["", "xx", "sd-batched", "seed-lifo", "ar,ar"] {
             assert!(parse_configs(bad, 3, &None).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn identity_check_names_what_differs() {
+        let result = |config: &str, differing: &[&str]| ConfigResult {
+            config: config.into(),
+            identical: differing.is_empty(),
+            differing: differing.iter().map(|s| s.to_string()).collect(),
+            ..ConfigResult::default()
+        };
+        let same = [result("ar", &[]), result("seed+pc", &[])];
+        assert!(check_identity(&same, "ar").is_ok());
+        let differ = [
+            result("ar", &[]),
+            result("sd", &["3", "7"]),
+            result("seed", &[]),
+        ];
+        let err = check_identity(&differ, "ar").unwrap_err().to_string();
+        assert!(err.contains("sd") && !err.contains("seed"), "{err}");
     }
 }

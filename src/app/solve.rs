@@ -148,8 +148,9 @@ pub struct Problem {
     pub checkable: bool,
 }
 
-pub fn parse_range(s: &str) -> Result<(usize, usize)> {
-    let bad = || format!("--index {s:?}: expected a number or a range such as 900-909");
+/// `N` or `A-B` given to option `flag`.
+pub fn parse_range(flag: &str, s: &str) -> Result<(usize, usize)> {
+    let bad = || format!("{flag} {s:?}: expected a number or a range such as 900-909");
     match s.split_once('-') {
         Some((a, b)) => {
             let (a, b): (usize, usize) = (
@@ -188,9 +189,12 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
         }
         (TaskName::Game24, None, Some(p), None) => given("puzzle", Box::new(Game24::new(p)?), true),
         (TaskName::Text, Some(q), None, None) => given("input", Box::new(Text::new(q)?), true),
-        (_, None, None, Some(range)) => {
-            dataset_problems(args.task, args.data.as_deref(), parse_range(range)?, steps)
-        }
+        (_, None, None, Some(range)) => dataset_problems(
+            args.task,
+            args.data.as_deref(),
+            parse_range("--index", range)?,
+            steps,
+        ),
         (TaskName::Gsm8k, ..) => bail!("give one of --question TEXT or --index N"),
         (TaskName::Game24, ..) => bail!("give one of --puzzle \"4 5 6 10\" or --index N"),
         (TaskName::Text, ..) => bail!("give one of --question \"FOUR SENTENCES\" or --index N"),

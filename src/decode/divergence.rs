@@ -41,7 +41,17 @@ pub fn find_divergences(
     engine.config.kind = EngineKind::Ar;
     let reference = engine.generate(request);
     engine.config.kind = kind;
-    let reference = reference?;
+    divergences_from(engine.target.as_mut(), request, output, &reference?)
+}
+
+/// The first difference of every completion of `output` from `reference`'s
+/// (both for `request` at temperature 0), with the target's top-two gap there.
+pub fn divergences_from(
+    target: &mut dyn Model,
+    request: &Request,
+    output: &Output,
+    reference: &Output,
+) -> Result<Vec<Divergence>> {
     let mut found = Vec::new();
     for (ours, theirs) in output.completions.iter().zip(&reference.completions) {
         let position = ours
@@ -53,9 +63,7 @@ pub fn find_divergences(
         if position == ours.tokens.len() && position == theirs.tokens.len() {
             continue;
         }
-        let mut context = engine
-            .target
-            .tokenize(&request.prompts[ours.prompt_index], true)?;
+        let mut context = target.tokenize(&request.prompts[ours.prompt_index], true)?;
         context.extend_from_slice(&ours.tokens[..position]);
         found.push(Divergence {
             prompt_index: ours.prompt_index,
@@ -63,7 +71,7 @@ pub fn find_divergences(
             position,
             ar_token: theirs.tokens.get(position).copied(),
             engine_token: ours.tokens.get(position).copied(),
-            top_two_gap: top_two_gap(engine.target.as_mut(), &context)?,
+            top_two_gap: top_two_gap(target, &context)?,
         });
     }
     Ok(found)

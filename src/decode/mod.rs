@@ -14,7 +14,7 @@ pub mod sampling;
 mod scheduler;
 
 pub use batch::{Event, RequestId};
-pub use divergence::{find_divergences, Divergence};
+pub use divergence::{divergences_from, find_divergences, Divergence};
 pub use engine::Engine;
 pub use sampling::Sampling;
 
