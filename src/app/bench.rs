@@ -127,16 +127,7 @@ impl Llm for Recorder<'_> {
 
     fn generate(&mut self, request: &Request) -> Result<Output> {
         let out = self.engine.generate(request)?;
-        let s = &out.stats;
-        let t = &mut self.stats;
-        t.wall_s += s.wall_s;
-        t.prompt_tokens += s.prompt_tokens;
-        t.prompt_reused += s.prompt_reused;
-        t.generated_tokens += s.generated_tokens;
-        t.target_forwards += s.target_forwards;
-        t.draft_forwards += s.draft_forwards;
-        t.drafted += s.drafted;
-        t.accepted += s.accepted;
+        self.stats.add(&out.stats);
         self.requests += 1;
         if self.timeline.is_none() && out.completions.len() > 1 && !out.trace.is_empty() {
             self.timeline = Some(out.trace.clone());
@@ -237,15 +228,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             r.requests += recorder.requests;
             r.problems += 1;
             r.correct += usize::from(tree.answer.as_ref().is_some_and(|a| a.correct));
-            let s = &mut stats[i];
-            let t = &recorder.stats;
-            s.prompt_tokens += t.prompt_tokens;
-            s.prompt_reused += t.prompt_reused;
-            s.generated_tokens += t.generated_tokens;
-            s.target_forwards += t.target_forwards;
-            s.draft_forwards += t.draft_forwards;
-            s.drafted += t.drafted;
-            s.accepted += t.accepted;
+            stats[i].add(&recorder.stats);
             if timelines[i].is_none() {
                 timelines[i] = recorder.timeline.take();
             }

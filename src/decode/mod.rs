@@ -333,6 +333,18 @@ pub struct RunStats {
 }
 
 impl RunStats {
+    /// Adds another run's counts and time (the engine name is kept).
+    pub fn add(&mut self, other: &RunStats) {
+        self.wall_s += other.wall_s;
+        self.prompt_tokens += other.prompt_tokens;
+        self.prompt_reused += other.prompt_reused;
+        self.generated_tokens += other.generated_tokens;
+        self.target_forwards += other.target_forwards;
+        self.draft_forwards += other.draft_forwards;
+        self.drafted += other.drafted;
+        self.accepted += other.accepted;
+    }
+
     pub fn accept_rate(&self) -> f64 {
         if self.drafted == 0 {
             0.0
