@@ -1,9 +1,15 @@
 //! Exact mode's promise, shown directly: the logits of one sequence are
 //! bit-identical whether its tokens are fed one per forward alone, inside a
-//! batch of 8 sequences, or as k-token verifications next to other sequences.
+//! batch of 8 sequences, or as k-token verifications next to other sequences,
+//! and whatever forwards its prompt was prefilled in.
+//!
+//! On SmolLM2 (Q4_1) and on the default draft, Qwen2.5-Coder 0.5B (Q4_K_M),
+//! whose K-quant weights llama.cpp would repack for 4-row gemm kernels.
 
 mod common;
 
+use seed::app::models::DRAFT_DEFAULT;
+use seed::model::llama::{LlamaLm, LlamaOptions};
 use seed::model::{BatchToken, Model, SeqId, Token};
 
 fn tokens(m: &dyn Model) -> (Vec<Token>, Vec<Token>) {
@@ -95,15 +101,66 @@ fn run(
     rows
 }
 
-#[test]
-fn exact_mode_logits_do_not_depend_on_the_batch() {
-    let _lock = common::REAL_MODEL_LOCK.lock();
-    let mut m = common::smollm_exact(4096);
-    let (prompt, cont) = tokens(&m);
-    let alone = run(&mut m, &prompt, &cont, 1, 0);
+/// A prompt longer than one exact-mode chunk (63 tokens).
+const LONG_PROMPT: &str = "Question: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?\nAnswer: Natalia sold 48/2 = 24 clips in May. Natalia sold 48+24 = 72 clips altogether in April and May. The answer is 72.\nQuestion: Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?\nAnswer:";
+
+/// Feeds `prompt` to a new sequence `part` tokens per forward, each forward
+/// also carrying as many tokens of `side` on another sequence; returns the
+/// logits of the prompt's last token.
+fn prefill_logits(
+    m: &mut dyn Model,
+    prompt: &[Token],
+    part: usize,
+    side: Option<&[Token]>,
+) -> Vec<u32> {
+    let s = m.create().unwrap();
+    let side_seq = side.map(|_| m.create().unwrap());
+    let mut side_pos = 0;
+    let mut last = Vec::new();
+    for start in (0..prompt.len()).step_by(part) {
+        let end = (start + part).min(prompt.len());
+        let mut batch = Vec::new();
+        if let (Some(side), Some(seq)) = (side, side_seq) {
+            let take = (end - start).min(side.len() - side_pos);
+            for j in side_pos..side_pos + take {
+                batch.push(BatchToken {
+                    token: side[j],
+                    pos: j,
+                    seqs: vec![seq],
+                    logits: false,
+                });
+            }
+            side_pos += take;
+        }
+        for j in start..end {
+            batch.push(BatchToken {
+                token: prompt[j],
+                pos: j,
+                seqs: vec![s],
+                logits: j + 1 == prompt.len(),
+            });
+        }
+        m.forward(&batch).unwrap();
+        if end == prompt.len() {
+            last = m.logits(0).iter().map(|x| x.to_bits()).collect();
+        }
+    }
+    m.release(s);
+    if let Some(seq) = side_seq {
+        m.release(seq);
+    }
+    m.reclaim();
+    last
+}
+
+fn batch_differences(m: &mut dyn Model) -> Vec<String> {
+    let (prompt, cont) = tokens(m);
+    let alone = run(m, &prompt, &cont, 1, 0);
     assert_eq!(alone.len(), cont.len());
+    let mut bad = Vec::new();
     for (k, others, what) in [
         (1, 7, "one token in a batch of 8 sequences"),
+        (3, 0, "a 3-token verification"),
         (4, 0, "a 4-token verification"),
         (4, 7, "a 4-token verification beside 7 sequences"),
         (
@@ -112,13 +169,92 @@ fn exact_mode_logits_do_not_depend_on_the_batch() {
             "9-token verifications beside 7 sequences (forwards over 63 tokens)",
         ),
     ] {
-        let got = run(&mut m, &prompt, &cont, k, others);
+        let got = run(m, &prompt, &cont, k, others);
         for (pos, (a, b)) in alone.iter().zip(&got).enumerate() {
             let differing = a.iter().zip(b).filter(|(x, y)| x != y).count();
-            assert_eq!(
-                differing, 0,
-                "{what}: {differing} logits of token {pos} differ from one-token decoding"
-            );
+            if differing > 0 {
+                bad.push(format!(
+                    "{what}: {differing} logits of token {pos} differ from one-token decoding"
+                ));
+                break;
+            }
         }
     }
+    bad
+}
+
+fn prefill_differences(m: &mut dyn Model) -> Vec<String> {
+    let prompt = m.tokenize(LONG_PROMPT, true).unwrap();
+    let side = m.tokenize(&LONG_PROMPT[40..], true).unwrap();
+    assert!(prompt.len() > 100, "{} tokens", prompt.len());
+    let reference = prefill_logits(m, &prompt, 1, None);
+    let mut bad = Vec::new();
+    for (part, side, what) in [
+        (prompt.len(), None, "whole prompt in one forward"),
+        (3, None, "3-token forwards"),
+        (4, None, "4-token forwards"),
+        (40, None, "40-token forwards"),
+        (
+            1,
+            Some(&side[..]),
+            "one token beside another sequence's token",
+        ),
+        (
+            20,
+            Some(&side[..]),
+            "20 tokens beside 20 of another sequence",
+        ),
+        (
+            prompt.len(),
+            Some(&side[..]),
+            "whole prompt beside another whole prompt",
+        ),
+    ] {
+        let got = prefill_logits(m, &prompt, part, side);
+        let differing = reference.iter().zip(&got).filter(|(x, y)| x != y).count();
+        if differing > 0 {
+            bad.push(format!(
+                "{what}: {differing} logits differ from one-token prefilling"
+            ));
+        }
+    }
+    bad
+}
+
+fn qwen_draft_exact() -> LlamaLm {
+    let options = LlamaOptions {
+        context: 4096,
+        max_sequences: 64,
+        threads: 0,
+        exact: true,
+    };
+    LlamaLm::load(&common::model_path(DRAFT_DEFAULT), &options).expect("load Qwen 0.5B")
+}
+
+#[test]
+fn exact_mode_logits_do_not_depend_on_the_batch() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let bad = batch_differences(&mut common::smollm_exact(4096));
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn exact_mode_logits_do_not_depend_on_the_batch_with_k_quants() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let bad = batch_differences(&mut qwen_draft_exact());
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn exact_mode_prefill_does_not_depend_on_its_forwards() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let bad = prefill_differences(&mut common::smollm_exact(4096));
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn exact_mode_prefill_does_not_depend_on_its_forwards_with_k_quants() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let bad = prefill_differences(&mut qwen_draft_exact());
+    assert!(bad.is_empty(), "{bad:#?}");
 }

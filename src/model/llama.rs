@@ -17,8 +17,10 @@
 //! logits off by up to 0.7 between a row computed alone and inside a batch):
 //! - K-quant matrix products take a tiled kernel from 8 rows on: turned off
 //!   (`GGML_CPU_TILED_MM=0`, read once per process);
-//! - weights repacked at load time use a 4-row gemm beside a 1-row gemv: not
-//!   repacked (all weights kept in the plain CPU buffer);
+//! - weights repacked at load time (K-quants, Q4_0, ...) are multiplied by a
+//!   gemm kernel in groups of 4 rows and by a gemv kernel for the rest, and
+//!   llama.cpp computes the last layer on the output rows only: not repacked
+//!   (loaded without llama.cpp's extra buffer types);
 //! - flash attention takes a tiled kernel from 64 query rows on and splits the
 //!   cache across threads for a single row: forwards are cut into chunks of
 //!   2 to 63 tokens (a lone token gets a padding token beside it).
@@ -64,9 +66,14 @@ pub struct LlamaOptions {
     pub exact: bool,
 }
 
-/// Largest exact-mode forward: flash attention switches to its tiled kernel at
-/// 64 query rows (`GGML_FA_TILE_Q`).
-const EXACT_MAX_TOKENS: usize = 63;
+/// Largest exact-mode forward, padding included: flash attention switches to
+/// its tiled kernel at 64 query rows (`GGML_FA_TILE_Q`).
+const EXACT_MAX_TOKENS: usize = 60;
+
+/// Exact-mode forwards hold a multiple of this many tokens and of logits rows:
+/// repacked weights are multiplied by a gemm kernel in groups of 4 rows and by
+/// a gemv kernel for the rest, which rounds differently.
+const EXACT_ROW_GROUP: usize = 4;
 
 impl Default for LlamaOptions {
     fn default() -> Self {
@@ -108,17 +115,11 @@ impl LlamaLm {
             reason,
         };
         check_gguf_header(path).map_err(load_err)?;
-        let params = LlamaModelParams::default().with_n_gpu_layers(if cfg!(feature = "cuda") {
-            1000
-        } else {
-            0
-        });
-        let mut params = std::pin::pin!(params);
+        let gpu_layers = if cfg!(feature = "cuda") { 1000 } else { 0 };
         if options.exact {
             disable_tiled_matmul();
-            // Every tensor in the plain CPU buffer: no repacked weights.
-            params.as_mut().add_cpu_buft_override(c".*");
         }
+        let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
         let model = LlamaModel::load_from_file(backend(), path, &params).map_err(|e| {
             load_err(format!(
                 "llama.cpp could not load it ({e}); is it a complete GGUF model?"
@@ -202,12 +203,29 @@ impl LlamaLm {
     }
 
     /// Runs one llama.cpp decode over `batch`, after the caller's checks, and
-    /// records which batch rows hold the requested logits. In exact mode a lone
-    /// token gets a padding token on the padding sequence beside it.
+    /// records which batch rows hold the requested logits. In exact mode the
+    /// tokens and the logits rows are padded to multiples of
+    /// [`EXACT_ROW_GROUP`]: padding tokens on the padding sequence (removed
+    /// after the decode), then unrequested logits rows.
     fn decode(&mut self, batch: &[BatchToken]) -> Result<()> {
         self.rows.clear();
-        let pad = self.exact && batch.len() == 1;
-        let capacity = batch.len() + usize::from(pad);
+        let group = if self.exact { EXACT_ROW_GROUP } else { 1 };
+        let pad = batch.len().next_multiple_of(group) - batch.len();
+        let wanted = batch.iter().filter(|t| t.logits).count();
+        let extra_rows = wanted.next_multiple_of(group) - wanted;
+        // Padding tokens give the extra rows first, then the batch's last tokens.
+        let padding_rows = extra_rows.min(pad);
+        let mut extra = vec![false; batch.len()];
+        for (i, _) in batch
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, t)| !t.logits)
+            .take(extra_rows - padding_rows)
+        {
+            extra[i] = true;
+        }
+        let capacity = batch.len() + pad;
         if capacity > self.batch_capacity {
             self.batch_capacity = capacity.next_power_of_two();
             self.batch = LlamaBatch::new(self.batch_capacity, self.lens.len() as i32);
@@ -218,19 +236,24 @@ impl LlamaLm {
             ids.clear();
             ids.extend(t.seqs.iter().map(|s| s.0 as i32));
             self.batch
-                .add(LlamaToken(t.token as i32), t.pos as i32, &ids, t.logits)
+                .add(
+                    LlamaToken(t.token as i32),
+                    t.pos as i32,
+                    &ids,
+                    t.logits || extra[i],
+                )
                 .map_err(|e| ModelError::Forward(e.to_string()))?;
             if t.logits {
                 self.rows.push(i as i32);
             }
         }
-        if pad {
+        for pos in 0..pad {
             self.batch
                 .add(
                     LlamaToken(batch[0].token as i32),
-                    0,
+                    pos as i32,
                     &[self.padding_id()],
-                    false,
+                    pos < padding_rows,
                 )
                 .map_err(|e| ModelError::Forward(e.to_string()))?;
         }
@@ -239,6 +262,11 @@ impl LlamaLm {
             // Out of room: give up cell order for room (see the module comment).
             self.reclaim();
             status = self.ctx.decode(&mut self.batch);
+        }
+        if pad > 0 {
+            let _ = self
+                .ctx
+                .clear_kv_cache_seq(Some(self.padding_id() as u32), None, None);
         }
         match status {
             Ok(()) => Ok(()),
@@ -411,8 +439,6 @@ impl Model for LlamaLm {
                     }
                 }
             }
-            let padding = self.padding_id() as u32;
-            let _ = self.ctx.clear_kv_cache_seq(Some(padding), None, None);
         } else {
             self.decode(batch)?;
             self.lens = next;
