@@ -35,6 +35,7 @@ fn engine(
         verify,
         trace: false,
         prefix_cache,
+        ..EngineConfig::default()
     };
     let load = || {
         if exact {

@@ -122,9 +122,9 @@ fn prefill_logits(
         let mut batch = Vec::new();
         if let (Some(side), Some(seq)) = (side, side_seq) {
             let take = (end - start).min(side.len() - side_pos);
-            for j in side_pos..side_pos + take {
+            for (j, &token) in side.iter().enumerate().skip(side_pos).take(take) {
                 batch.push(BatchToken {
-                    token: side[j],
+                    token,
                     pos: j,
                     seqs: vec![seq],
                     logits: false,

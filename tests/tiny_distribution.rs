@@ -5,7 +5,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use seed::decode::sampling::sample;
-use seed::decode::{Engine, EngineConfig, EngineKind, Request, Sampling, TreeShape, VerifyPolicy};
+use seed::decode::{
+    Drafter, Engine, EngineConfig, EngineKind, Request, Sampling, TreeShape, VerifyPolicy,
+};
 use seed::model::tiny::{TinyConfig, TinyLm};
 use seed::model::{BatchToken, Model};
 use std::collections::HashMap;
@@ -109,6 +111,7 @@ fn engine_pairs(
     kind: EngineKind,
     tree: Option<&str>,
     verify: VerifyPolicy,
+    drafter: Drafter,
 ) -> HashMap<(u32, u32), usize> {
     let config = EngineConfig {
         kind,
@@ -117,6 +120,8 @@ fn engine_pairs(
         verify,
         trace: false,
         prefix_cache: true,
+        drafter,
+        adaptive_gamma: drafter == Drafter::Ngram,
     };
     let mut engine = Engine::new(
         Box::new(TinyLm::new(TinyConfig::target())),
@@ -153,15 +158,38 @@ fn engine_pairs(
 fn speculative_engines_sample_the_target_distribution() {
     let expected = expected_pairs();
     let configs = [
-        (EngineKind::Ar, None, VerifyPolicy::Fcfs),
-        (EngineKind::Sd, None, VerifyPolicy::Fcfs),
-        (EngineKind::Mcsd, Some("2,1,1"), VerifyPolicy::Fcfs),
-        (EngineKind::Mcsd, Some("3,2"), VerifyPolicy::Fcfs),
-        (EngineKind::Seed, None, VerifyPolicy::Fcfs),
-        (EngineKind::Seed, Some("2,1,1"), VerifyPolicy::Batched),
+        (EngineKind::Ar, None, VerifyPolicy::Fcfs, Drafter::Model),
+        (EngineKind::Sd, None, VerifyPolicy::Fcfs, Drafter::Model),
+        (
+            EngineKind::Mcsd,
+            Some("2,1,1"),
+            VerifyPolicy::Fcfs,
+            Drafter::Model,
+        ),
+        (
+            EngineKind::Mcsd,
+            Some("3,2"),
+            VerifyPolicy::Fcfs,
+            Drafter::Model,
+        ),
+        (EngineKind::Seed, None, VerifyPolicy::Fcfs, Drafter::Model),
+        (
+            EngineKind::Seed,
+            Some("2,1,1"),
+            VerifyPolicy::Batched,
+            Drafter::Model,
+        ),
+        // Deterministic n-gram candidates (accepted with probability p(x)).
+        (EngineKind::Sd, None, VerifyPolicy::Fcfs, Drafter::Ngram),
+        (
+            EngineKind::Seed,
+            None,
+            VerifyPolicy::Batched,
+            Drafter::NgramModel,
+        ),
     ];
-    for (kind, tree, verify) in configs {
-        let counts = engine_pairs(kind, tree, verify);
+    for (kind, tree, verify, drafter) in configs {
+        let counts = engine_pairs(kind, tree, verify, drafter);
         let (stat, critical) = chi_square(&counts, &expected, SAMPLES);
         eprintln!("{kind} {tree:?} {verify:?}: chi-square {stat:.1}, critical {critical:.1}");
         assert!(

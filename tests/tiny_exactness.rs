@@ -1,11 +1,21 @@
 //! Exactness of every engine on the pure-Rust tiny model.
 
 use seed::decode::{
-    Engine, EngineConfig, EngineKind, Output, Request, Sampling, TreeShape, VerifyPolicy,
+    Drafter, Engine, EngineConfig, EngineKind, Output, Request, Sampling, TreeShape, VerifyPolicy,
 };
 use seed::model::tiny::{TinyConfig, TinyLm};
 
-fn engine(kind: EngineKind, tree: Option<&str>, verify: VerifyPolicy) -> Engine {
+/// An engine kind with its draft tree (if not the default), verify policy,
+/// drafter and whether draft lengths adapt.
+type Config = (
+    EngineKind,
+    Option<&'static str>,
+    VerifyPolicy,
+    Drafter,
+    bool,
+);
+
+fn engine((kind, tree, verify, drafter, adaptive_gamma): Config) -> Engine {
     let config = EngineConfig {
         kind,
         gamma: 3,
@@ -13,6 +23,8 @@ fn engine(kind: EngineKind, tree: Option<&str>, verify: VerifyPolicy) -> Engine 
         verify,
         trace: true,
         prefix_cache: true,
+        drafter,
+        adaptive_gamma,
     };
     Engine::new(
         Box::new(TinyLm::new(TinyConfig::target())),
@@ -35,15 +47,32 @@ fn tokens(out: &Output) -> Vec<Vec<u32>> {
     out.completions.iter().map(|c| c.tokens.clone()).collect()
 }
 
-fn all_configs() -> Vec<(EngineKind, Option<&'static str>, VerifyPolicy)> {
+const AR: Config = (
+    EngineKind::Ar,
+    None,
+    VerifyPolicy::Fcfs,
+    Drafter::Model,
+    false,
+);
+
+fn all_configs() -> Vec<Config> {
+    use Drafter::*;
+    use EngineKind::*;
+    use VerifyPolicy::*;
     vec![
-        (EngineKind::Sd, None, VerifyPolicy::Fcfs),
-        (EngineKind::Mcsd, None, VerifyPolicy::Fcfs),
-        (EngineKind::Mcsd, Some("3,2,1"), VerifyPolicy::Fcfs),
-        (EngineKind::Seed, None, VerifyPolicy::Fcfs),
-        (EngineKind::Seed, None, VerifyPolicy::Batched),
-        (EngineKind::Seed, Some("2,1,1"), VerifyPolicy::Fcfs),
-        (EngineKind::Seed, Some("2,2"), VerifyPolicy::Batched),
+        (Sd, None, Fcfs, Model, false),
+        (Mcsd, None, Fcfs, Model, false),
+        (Mcsd, Some("3,2,1"), Fcfs, Model, false),
+        (Seed, None, Fcfs, Model, false),
+        (Seed, None, Batched, Model, false),
+        (Seed, Some("2,1,1"), Fcfs, Model, false),
+        (Seed, Some("2,2"), Batched, Model, false),
+        (Sd, None, Fcfs, Model, true),
+        (Seed, None, Batched, Model, true),
+        (Sd, None, Fcfs, Ngram, false),
+        (Seed, None, Batched, Ngram, true),
+        (Seed, None, Fcfs, NgramModel, false),
+        (Seed, None, Batched, NgramModel, true),
     ]
 }
 
@@ -52,23 +81,37 @@ fn greedy_speculative_equals_autoregressive() {
     let prompts = ["hello there", "a", "what is two plus two?"];
     for n in [1, 3, 8] {
         let req = request(&prompts, n, 40);
-        let ar = engine(EngineKind::Ar, None, VerifyPolicy::Fcfs)
-            .generate(&req)
-            .unwrap();
+        let ar = engine(AR).generate(&req).unwrap();
         assert_eq!(ar.completions.len(), prompts.len() * n);
-        for (kind, tree, verify) in all_configs() {
-            let out = engine(kind, tree, verify).generate(&req).unwrap();
-            assert_eq!(
-                tokens(&out),
-                tokens(&ar),
-                "{kind} tree {tree:?} {verify:?} n={n}"
-            );
+        for config in all_configs() {
+            let out = engine(config).generate(&req).unwrap();
+            assert_eq!(tokens(&out), tokens(&ar), "{config:?} n={n}");
             let s = &out.stats;
-            assert!(
-                s.drafted > 0 && s.accepted < s.drafted,
-                "drafts must be both accepted and rejected: {s:?}"
-            );
-            assert!(s.accepted > 0, "{s:?}");
+            assert!(s.drafted > 0 && s.accepted < s.drafted, "{s:?}");
+            if config.3 == Drafter::Model {
+                assert!(
+                    s.accepted > 0,
+                    "drafts must be both accepted and rejected: {s:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn ngram_drafts_from_a_finished_sibling_are_accepted() {
+    // sd runs one branch at a time: at temperature 0 the second sample of a
+    // prompt repeats the first, which its n-gram lookups find.
+    let req = request(&["hello there", "what is two plus two?"], 2, 40);
+    let ar = engine(AR).generate(&req).unwrap();
+    for drafter in [Drafter::Ngram, Drafter::NgramModel] {
+        let config = (EngineKind::Sd, None, VerifyPolicy::Fcfs, drafter, true);
+        let out = engine(config).generate(&req).unwrap();
+        assert_eq!(tokens(&out), tokens(&ar), "{config:?}");
+        let s = &out.stats;
+        assert!(s.accepted >= 40, "{config:?}: {s:?}");
+        if drafter == Drafter::Ngram {
+            assert_eq!(s.draft_forwards, 0, "{s:?}");
         }
     }
 }
@@ -77,12 +120,10 @@ fn greedy_speculative_equals_autoregressive() {
 fn greedy_with_sampled_drafts_equals_autoregressive() {
     let mut req = request(&["the tree of thoughts"], 4, 30);
     req.draft_temperature = Some(1.5);
-    let ar = engine(EngineKind::Ar, None, VerifyPolicy::Fcfs)
-        .generate(&req)
-        .unwrap();
-    for (kind, tree, verify) in all_configs() {
-        let out = engine(kind, tree, verify).generate(&req).unwrap();
-        assert_eq!(tokens(&out), tokens(&ar), "{kind} {tree:?} {verify:?}");
+    let ar = engine(AR).generate(&req).unwrap();
+    for config in all_configs() {
+        let out = engine(config).generate(&req).unwrap();
+        assert_eq!(tokens(&out), tokens(&ar), "{config:?}");
     }
 }
 
@@ -93,12 +134,12 @@ fn samples_of_one_prompt_differ_at_positive_temperature() {
         temperature: 1.0,
         ..Sampling::default()
     };
-    for (kind, tree, verify) in all_configs() {
-        let out = engine(kind, tree, verify).generate(&req).unwrap();
+    for config in all_configs() {
+        let out = engine(config).generate(&req).unwrap();
         let distinct: std::collections::HashSet<_> = tokens(&out).into_iter().collect();
-        assert!(distinct.len() > 1, "{kind}: all samples equal");
+        assert!(distinct.len() > 1, "{config:?}: all samples equal");
         // Same seed, same result, whatever the scheduling.
-        let again = engine(kind, tree, verify).generate(&req).unwrap();
+        let again = engine(config).generate(&req).unwrap();
         assert_eq!(tokens(&out), tokens(&again));
     }
 }

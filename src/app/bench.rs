@@ -6,8 +6,8 @@ use super::generate::{peak_memory_mib, write_atomic};
 use super::load::ModelArgs;
 use super::solve::{dataset_problems, parse_range, SearchArgs, TaskName};
 use crate::decode::{
-    divergences_from, Engine, EngineConfig, EngineKind, Output, Request, RunStats, TraceEvent,
-    TreeShape, VerifyPolicy,
+    divergences_from, Drafter, Engine, EngineConfig, EngineKind, Output, Request, RunStats,
+    TraceEvent, TreeShape, VerifyPolicy,
 };
 use crate::search::algorithms::search;
 use crate::search::llm::Llm;
@@ -29,8 +29,11 @@ pub struct BenchArgs {
     /// The datasets folder (default: $SEED_DATA, ../shared/datasets, or `seed data fetch`'s).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Configurations to compare, comma-separated: ENGINE[-fcfs|-batched][+pc]
-    /// (ENGINE ar, sd, mcsd or seed; +pc keeps prompt prefixes across requests).
+    /// Configurations to compare, comma-separated:
+    /// ENGINE[-fcfs|-batched][+pc][+ngram|+ngram-only][+adaptive] (ENGINE ar,
+    /// sd, mcsd or seed; +pc keeps prompt prefixes across requests; +ngram
+    /// drafts by n-gram lookup first, +ngram-only without the draft model;
+    /// +adaptive adapts draft lengths).
     #[arg(long, default_value = "ar,ar+pc,sd,seed+pc,seed-batched+pc")]
     pub engines: String,
     #[command(flatten)]
@@ -68,10 +71,20 @@ struct Config {
 fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<Vec<Config>> {
     let mut configs: Vec<Config> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (rest, prefix_cache) = match name.strip_suffix("+pc") {
-            Some(rest) => (rest, true),
-            None => (name, false),
-        };
+        let mut parts = name.split('+');
+        let rest = parts.next().unwrap_or_default();
+        let (mut prefix_cache, mut drafter, mut adaptive_gamma) = (false, Drafter::Model, false);
+        for option in parts {
+            match option {
+                "pc" => prefix_cache = true,
+                "ngram" => drafter = Drafter::NgramModel,
+                "ngram-only" => drafter = Drafter::Ngram,
+                "adaptive" => adaptive_gamma = true,
+                _ => bail!(
+                    "--engines {name:?}: unknown option +{option} (expected +pc, +ngram, +ngram-only or +adaptive)"
+                ),
+            }
+        }
         let (kind, verify) = match rest.split_once('-') {
             Some((kind, verify)) => (kind, Some(verify)),
             None => (rest, None),
@@ -88,19 +101,25 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
                 bail!("--engines {name:?}: only seed takes a verify policy (-fcfs or -batched)")
             }
         };
+        let engine = EngineConfig {
+            kind,
+            gamma,
+            tree: tree.clone(),
+            verify,
+            trace: true,
+            prefix_cache,
+            drafter,
+            adaptive_gamma,
+        };
+        engine
+            .check()
+            .map_err(|e| anyhow::anyhow!("--engines {name:?}: {e}"))?;
         if configs.iter().any(|c| c.name == name) {
             bail!("--engines names {name:?} twice");
         }
         configs.push(Config {
             name: name.to_string(),
-            engine: EngineConfig {
-                kind,
-                gamma,
-                tree: tree.clone(),
-                verify,
-                trace: true,
-                prefix_cache,
-            },
+            engine,
         });
     }
     if configs.is_empty() {
@@ -172,7 +191,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         parse_range("--problems", &args.problems)?,
         args.search.steps,
     )?;
-    let need_draft = configs.iter().any(|c| c.engine.kind != EngineKind::Ar);
+    let need_draft = configs
+        .iter()
+        .any(|c| c.engine.kind != EngineKind::Ar && c.engine.drafter.uses_model());
     let (target, draft) = args.models.load(need_draft, !args.fast)?;
     let mut engine = Engine::new(target, draft, configs[0].engine.clone())?;
     std::fs::create_dir_all(&args.out)

@@ -1,7 +1,7 @@
 //! Resolving and loading the target and draft models for a command.
 
 use super::models;
-use crate::decode::{Engine, EngineConfig, EngineKind, TreeShape, VerifyPolicy};
+use crate::decode::{Drafter, Engine, EngineConfig, EngineKind, TreeShape, VerifyPolicy};
 use crate::model::llama::{LlamaLm, LlamaOptions};
 use crate::model::Model;
 use anyhow::{Context, Result};
@@ -86,6 +86,13 @@ pub struct EngineArgs {
     /// Do not keep prompt prefixes' KV across requests.
     #[arg(long)]
     pub no_prefix_cache: bool,
+    /// Where drafts come from: model, ngram (lookup in the prompt and in
+    /// sibling branches' text; no draft model) or ngram+model (lookup first).
+    #[arg(long, default_value = "model")]
+    pub drafter: Drafter,
+    /// Adapt each branch's draft length to its acceptance (chains only).
+    #[arg(long)]
+    pub adaptive_gamma: bool,
 }
 
 impl EngineArgs {
@@ -102,7 +109,8 @@ impl EngineArgs {
     /// Loads the models (fetching the default pair on first use) and builds the engine.
     pub fn build(&self, trace: bool) -> Result<Engine> {
         let kind = self.kind()?;
-        let (target, draft) = self.models.load(kind != EngineKind::Ar, self.exact)?;
+        let need_draft = kind != EngineKind::Ar && self.drafter.uses_model();
+        let (target, draft) = self.models.load(need_draft, self.exact)?;
         let config = EngineConfig {
             kind,
             gamma: self.gamma,
@@ -110,6 +118,8 @@ impl EngineArgs {
             verify: self.verify,
             trace,
             prefix_cache: !self.no_prefix_cache,
+            drafter: self.drafter,
+            adaptive_gamma: self.adaptive_gamma,
         };
         Ok(Engine::new(target, draft, config)?)
     }

@@ -17,7 +17,7 @@ use super::scheduler::Speculator;
 use super::{
     Completion, Engine, EngineKind, FinishReason, Output, Request, Result, RunStats, TraceEvent,
 };
-use crate::model::Model;
+use crate::model::{Model, Token};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -220,14 +220,23 @@ impl Engine {
             ar_step(self.target.as_mut(), batch, &live)?;
             return Ok(live);
         }
+        // Finished branches' text stays available to n-gram lookups.
+        let finished: Vec<(u64, &[Token])> = batch
+            .requests
+            .iter()
+            .flat_map(|r| r.completions.iter().map(|c| (r.id.0, &c.tokens[..])))
+            .collect();
         let mut spec = Speculator {
             target: self.target.as_mut(),
             draft: self
                 .draft
                 .as_mut()
-                .expect("checked in Engine::new")
-                .as_mut(),
+                .filter(|_| self.config.drafter.uses_model())
+                .map(|d| -> &mut dyn Model { d.as_mut() }),
             shape: self.config.shape(),
+            drafter: self.config.drafter,
+            adaptive_gamma: self.config.adaptive_gamma,
+            finished: &finished,
             stats: &mut batch.counters,
             start: batch.start,
             trace: self.config.trace.then_some(&mut batch.trace),

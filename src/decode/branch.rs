@@ -39,6 +39,8 @@ pub(crate) struct Branch {
     pub limits: Limits,
     /// Draft-verify steps taken (the trace's round for `sd`/`mcsd`).
     pub steps: usize,
+    /// Its next draft's length when adapted (see `EngineConfig::adaptive_gamma`).
+    pub draft_len: usize,
     /// Bytes of `text` already handed out as streamed deltas.
     pub streamed: usize,
 }
@@ -88,6 +90,7 @@ impl Branch {
             draft_sampling: Sampling::default(),
             limits: Limits::default(),
             steps: 0,
+            draft_len: 1,
             streamed: 0,
         }
     }

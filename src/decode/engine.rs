@@ -58,8 +58,13 @@ impl Engine {
                 });
             }
         }
-        if config.kind != EngineKind::Ar && draft.is_none() {
+        if config.kind != EngineKind::Ar && config.drafter.uses_model() && draft.is_none() {
             return Err(DecodeError::NeedsDraft(config.kind));
+        }
+        if config.adaptive_gamma && config.shape().0.iter().any(|&w| w != 1) {
+            return Err(DecodeError::Invalid(
+                "an adaptive draft length needs a chain draft, not a tree".into(),
+            ));
         }
         if config.shape().depth() == 0 {
             return Err(DecodeError::Invalid(
@@ -137,7 +142,11 @@ impl Engine {
         let (roots, reused) = process_prompts(self.target.as_mut(), cache, &prompts)?;
         stats.prompt_reused = reused;
         let mut branches = branches_from(self.target.as_mut(), roots, &prompts, request)?;
-        if self.config.kind != EngineKind::Ar {
+        let draft_len = self.config.shape().depth();
+        for b in &mut branches {
+            b.draft_len = draft_len;
+        }
+        if self.config.kind != EngineKind::Ar && self.config.drafter.uses_model() {
             let draft = self
                 .draft
                 .as_mut()

@@ -9,6 +9,7 @@ mod batch;
 mod branch;
 mod divergence;
 mod engine;
+mod ngram;
 pub mod prefix;
 pub mod sampling;
 mod scheduler;
@@ -16,6 +17,7 @@ mod scheduler;
 pub use batch::{Event, RequestId};
 pub use divergence::{divergences_from, find_divergences, Divergence};
 pub use engine::Engine;
+
 pub use sampling::Sampling;
 
 use serde::Serialize;
@@ -167,6 +169,45 @@ impl FromStr for VerifyPolicy {
     }
 }
 
+/// Where the speculative engines' drafts come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Drafter {
+    /// The draft model.
+    Model,
+    /// N-gram lookup in the branch's prompt and text and its siblings' (no
+    /// draft model; a branch without a match decodes one token).
+    Ngram,
+    /// N-gram lookup first, the draft model where nothing matches.
+    NgramModel,
+}
+
+impl Drafter {
+    pub fn uses_model(self) -> bool {
+        self != Drafter::Ngram
+    }
+
+    pub fn uses_ngrams(self) -> bool {
+        self != Drafter::Model
+    }
+}
+
+impl FromStr for Drafter {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "model" => Ok(Drafter::Model),
+            "ngram" => Ok(Drafter::Ngram),
+            "ngram+model" => Ok(Drafter::NgramModel),
+            _ => Err(format!(
+                "unknown drafter {s:?} (expected model, ngram or ngram+model)"
+            )),
+        }
+    }
+}
+
+/// Longest draft of the adaptive draft length.
+pub const MAX_ADAPTIVE_DRAFT: usize = 16;
+
 /// The shape of a draft: children per node at each depth. `[1, 1, 1]` is a
 /// chain of three tokens; `[2, 1, 1]` two candidates, each extended by two.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -214,6 +255,11 @@ pub struct EngineConfig {
     pub trace: bool,
     /// Keep prompt prefixes' KV across requests (see `prefix`).
     pub prefix_cache: bool,
+    pub drafter: Drafter,
+    /// Adapt each branch's draft length (chains only) to its acceptance:
+    /// two longer after a fully accepted draft, one shorter otherwise,
+    /// from 1 to [`MAX_ADAPTIVE_DRAFT`].
+    pub adaptive_gamma: bool,
 }
 
 impl Default for EngineConfig {
@@ -225,6 +271,8 @@ impl Default for EngineConfig {
             verify: VerifyPolicy::Fcfs,
             trace: false,
             prefix_cache: true,
+            drafter: Drafter::Model,
+            adaptive_gamma: false,
         }
     }
 }
@@ -249,8 +297,28 @@ impl EngineConfig {
                 .collect::<Vec<_>>()
                 .join(",");
             label += &format!("[{shape}]");
+            label += match self.drafter {
+                Drafter::Model => "",
+                Drafter::Ngram => "+ngram-only",
+                Drafter::NgramModel => "+ngram",
+            };
+            if self.adaptive_gamma {
+                label += "+adaptive";
+            }
         }
         label
+    }
+
+    /// Whether the draft settings fit together.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let shape = self.shape();
+        if shape.depth() == 0 {
+            return Err("the draft length must be at least 1".into());
+        }
+        if self.adaptive_gamma && shape.0.iter().any(|&w| w != 1) {
+            return Err("an adaptive draft length needs a chain draft, not a tree".into());
+        }
+        Ok(())
     }
 
     /// The draft shape this configuration uses.

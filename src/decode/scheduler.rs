@@ -4,8 +4,11 @@
 use super::accept::{verify, DraftTree, Proposal};
 use super::branch::Branch;
 use super::engine::push_pending;
+use super::ngram;
 use super::sampling::{normalize, sample, Sampling};
-use super::{EventKind, Result, RunStats, TraceEvent, TreeShape, VerifyPolicy};
+use super::{
+    Drafter, EventKind, Result, RunStats, TraceEvent, TreeShape, VerifyPolicy, MAX_ADAPTIVE_DRAFT,
+};
 use crate::model::{BatchToken, Model, SeqId, Token};
 use rand::Rng;
 use std::time::Instant;
@@ -16,12 +19,19 @@ struct Draft {
     tree: DraftTree,
     /// Drafted tokens left in the branch's own draft sequence (path 0).
     kept_in_draft: Vec<Token>,
+    /// Drafted by the draft model (else by n-gram lookup).
+    by_model: bool,
 }
 
 pub(crate) struct Speculator<'a> {
     pub target: &'a mut dyn Model,
-    pub draft: &'a mut dyn Model,
+    /// The draft model, where the drafter uses one.
+    pub draft: Option<&'a mut dyn Model>,
     pub shape: TreeShape,
+    pub drafter: Drafter,
+    pub adaptive_gamma: bool,
+    /// Generated tokens of the finished branches of each request in the batch.
+    pub finished: &'a [(u64, &'a [Token])],
     pub stats: &'a mut RunStats,
     pub start: Instant,
     pub trace: Option<&'a mut Vec<TraceEvent>>,
@@ -86,8 +96,10 @@ impl Speculator<'_> {
         }
     }
 
-    /// Drafts a tree for each of `ids`, level by level, each level one batched
-    /// draft forward over all the branches. Returns the drafts in `ids` order.
+    /// Drafts a tree for each of `ids`: an n-gram chain where the drafter
+    /// looks them up and one is found, else with the draft model level by
+    /// level, each level one batched draft forward over all the branches.
+    /// Returns the drafts in `ids` order.
     fn draft_phase(
         &mut self,
         branches: &mut [Branch],
@@ -95,32 +107,57 @@ impl Speculator<'_> {
         round: usize,
     ) -> Result<Vec<Draft>> {
         let t0 = self.now();
-        let mut drafts: Vec<Draft> = ids
-            .iter()
-            .map(|&i| Draft {
-                branch: i,
-                tree: DraftTree::default(),
-                kept_in_draft: Vec::new(),
-            })
-            .collect();
         let depths: Vec<usize> = ids
             .iter()
-            .map(|&i| self.shape.depth().min(branches[i].room().saturating_sub(1)))
+            .map(|&i| {
+                let b = &branches[i];
+                let depth = if self.adaptive_gamma {
+                    b.draft_len
+                } else {
+                    self.shape.depth()
+                };
+                depth.min(b.room().saturating_sub(1))
+            })
+            .collect();
+        let mut drafts: Vec<Draft> = ids
+            .iter()
+            .zip(&depths)
+            .map(|(&i, &depth)| {
+                let chain = if self.drafter.uses_ngrams() {
+                    ngram_draft(branches, self.finished, i, depth)
+                } else {
+                    Vec::new()
+                };
+                let mut tree = DraftTree::default();
+                let mut at = None;
+                for &token in &chain {
+                    tree.set_proposal(at, Proposal::Greedy);
+                    at = Some(tree.push(at, token));
+                }
+                Draft {
+                    branch: i,
+                    tree,
+                    kept_in_draft: Vec::new(),
+                    by_model: chain.is_empty() && self.drafter.uses_model(),
+                }
+            })
             .collect();
         // Per draft: the positions to extend at this level and the draft sequence of each.
         let mut frontier: Vec<Vec<(Option<usize>, SeqId)>> = ids
             .iter()
             .zip(&depths)
-            .map(|(&i, &d)| {
-                if d > 0 {
+            .zip(&drafts)
+            .map(|((&i, &d), draft)| {
+                if d > 0 && draft.by_model {
                     vec![(None, branches[i].draft_seq.expect("draft attached"))]
                 } else {
                     vec![]
                 }
             })
             .collect();
+        let max_depth = depths.iter().copied().max().unwrap_or(0);
         let mut forks: Vec<SeqId> = Vec::new();
-        for level in 0..self.shape.depth() {
+        for level in 0..max_depth {
             let mut batch = Vec::new();
             for (k, &i) in ids.iter().enumerate() {
                 let b = &branches[i];
@@ -143,7 +180,7 @@ impl Speculator<'_> {
                             }
                             batch.push(BatchToken {
                                 token,
-                                pos: self.draft.seq_len(seq)?,
+                                pos: drafted_from(b, &drafts[k].tree, node),
                                 seqs: vec![seq],
                                 logits: true,
                             });
@@ -154,11 +191,12 @@ impl Speculator<'_> {
             if batch.is_empty() {
                 break;
             }
+            let draft = self.draft.as_deref_mut().expect("drafter uses the model");
             let f0 = Instant::now();
-            self.draft.forward(&batch)?;
+            draft.forward(&batch)?;
             let elapsed = f0.elapsed().as_secs_f64();
             self.stats.draft_forwards += 1;
-            let width = self.shape.0[level];
+            let width = self.shape.0.get(level).copied().unwrap_or(1);
             let mut row = 0;
             for (k, &i) in ids.iter().enumerate() {
                 let b = &mut branches[i];
@@ -171,7 +209,7 @@ impl Speculator<'_> {
                 let mut next = Vec::new();
                 for &(at, seq) in &frontier[k] {
                     let (children, proposal) = propose(
-                        self.draft.logits(row),
+                        draft.logits(row),
                         width,
                         &b.draft_sampling,
                         &mut b.draft_rng,
@@ -182,7 +220,7 @@ impl Speculator<'_> {
                         let node = drafts[k].tree.push(at, token);
                         if level + 1 < depths[k] {
                             // The first child continues its parent's sequence; the others fork it.
-                            let child_seq = if c == 0 { seq } else { self.draft.fork(seq)? };
+                            let child_seq = if c == 0 { seq } else { draft.fork(seq)? };
                             if c > 0 {
                                 forks.push(child_seq);
                             }
@@ -193,12 +231,15 @@ impl Speculator<'_> {
                 frontier[k] = next;
             }
         }
-        for seq in forks {
-            self.draft.release(seq);
+        if let Some(draft) = self.draft.as_deref_mut() {
+            for seq in forks {
+                draft.release(seq);
+            }
         }
         let t1 = self.now();
-        for (d, &depth) in drafts.iter().zip(&depths) {
+        for d in &drafts {
             let index = branches[d.branch].index;
+            let depth = depth_of_tree(&d.tree);
             self.record(index, EventKind::Draft, round, t0, t1, depth);
         }
         Ok(drafts)
@@ -272,8 +313,16 @@ impl Speculator<'_> {
             self.target.truncate(b.target_seq, b.target_cached)?;
             b.stats.target_forwards += 1;
             b.stats.verify_s += elapsed;
-            b.stats.drafted += depth_of_tree(&d.tree);
+            let drafted = depth_of_tree(&d.tree);
+            b.stats.drafted += drafted;
             b.stats.accepted += verdict.accepted.len();
+            if self.adaptive_gamma && drafted > 0 {
+                b.draft_len = if verdict.accepted.len() == drafted {
+                    (b.draft_len + 2).min(MAX_ADAPTIVE_DRAFT)
+                } else {
+                    b.draft_len.saturating_sub(1).max(1)
+                };
+            }
             let committed_from = b.tokens.len();
             let mut open = true;
             for &node in &verdict.accepted {
@@ -283,16 +332,20 @@ impl Speculator<'_> {
                 b.commit(verdict.next, self.target);
             }
             b.target_cached = b.target_cached.min(b.tokens.len().saturating_sub(1));
-            // The draft cache keeps the drafted tokens that were committed.
-            let reused = d
-                .kept_in_draft
-                .iter()
-                .zip(&b.tokens[committed_from.min(b.tokens.len())..])
-                .take_while(|(a, c)| a == c)
-                .count();
-            b.draft_cached = (committed_from + reused).min(b.tokens.len().saturating_sub(1));
-            if let Some(seq) = b.draft_seq {
-                self.draft.truncate(seq, b.draft_cached)?;
+            // The draft cache keeps the drafted tokens that were committed
+            // (an n-gram draft left it as it was).
+            if d.by_model {
+                let reused = d
+                    .kept_in_draft
+                    .iter()
+                    .zip(&b.tokens[committed_from.min(b.tokens.len())..])
+                    .take_while(|(a, c)| a == c)
+                    .count();
+                b.draft_cached = committed_from + reused;
+            }
+            b.draft_cached = b.draft_cached.min(b.tokens.len().saturating_sub(1));
+            if let (Some(seq), Some(draft)) = (b.draft_seq, self.draft.as_deref_mut()) {
+                draft.truncate(seq, b.draft_cached)?;
             }
             if b.is_done() {
                 b.finished_at = t1;
@@ -303,6 +356,42 @@ impl Speculator<'_> {
         }
         Ok(())
     }
+}
+
+/// The n-gram draft of branch `i`: looked up in its own prompt and text,
+/// then in the other branches of its request (their text, and the prompts of
+/// other prompts), then in its request's finished branches.
+fn ngram_draft(
+    branches: &[Branch],
+    finished: &[(u64, &[Token])],
+    i: usize,
+    len: usize,
+) -> Vec<Token> {
+    let b = &branches[i];
+    let mut others: Vec<&[Token]> = Vec::new();
+    let mut prompts_seen = vec![b.prompt_index];
+    for o in branches
+        .iter()
+        .filter(|o| o.request == b.request && o.index != b.index)
+    {
+        others.push(&o.tokens[o.prompt_len..]);
+        if !prompts_seen.contains(&o.prompt_index) {
+            prompts_seen.push(o.prompt_index);
+            others.push(&o.tokens[..o.prompt_len]);
+        }
+    }
+    others.extend(
+        finished
+            .iter()
+            .filter(|(request, _)| *request == b.request)
+            .map(|(_, tokens)| *tokens),
+    );
+    ngram::lookup(&b.tokens, &others, len)
+}
+
+/// Position in the draft sequence of drafted node `node`.
+fn drafted_from(b: &Branch, tree: &DraftTree, node: usize) -> usize {
+    b.tokens.len() + depth_of(tree, node)
 }
 
 fn depth_of(tree: &DraftTree, node: usize) -> usize {
