@@ -482,7 +482,19 @@ mod tests {
         assert!(!c[0].engine.prefix_cache && c[1].engine.prefix_cache);
         assert_eq!(c[2].engine.kind, EngineKind::Seed);
         assert_eq!(c[2].engine.verify, VerifyPolicy::Batched);
-        for bad in ["", "xx", "sd-batched", "seed-lifo", "ar,ar"] {
+        let c = parse_configs("seed-batched+pc+ngram+adaptive,sd+ngram-only", 3, &None).unwrap();
+        assert_eq!(c[0].engine.drafter, Drafter::NgramModel);
+        assert!(c[0].engine.prefix_cache && c[0].engine.adaptive_gamma);
+        assert_eq!(c[1].engine.drafter, Drafter::Ngram);
+        for bad in [
+            "",
+            "xx",
+            "sd-batched",
+            "seed-lifo",
+            "ar,ar",
+            "seed+cache",
+            "mcsd+adaptive",
+        ] {
             assert!(parse_configs(bad, 3, &None).is_err(), "{bad:?}");
         }
     }
