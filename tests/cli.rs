@@ -165,6 +165,10 @@ fn bad_request_values() {
     assert_clear_error(&out, &["xyz"]);
     let out = seed(&["generate", "--tree", "2,0", "hi"]);
     assert_clear_error(&out, &["tree shape"]);
+    let out = seed(&["generate", "--drafter", "bogus", "hi"]);
+    assert_clear_error(&out, &["bogus", "model, ngram or ngram+model"]);
+    let out = seed(&["generate", "--adaptive-gamma", "--tree", "2,1", "hi"]);
+    assert_clear_error(&out, &["adaptive draft length needs a chain"]);
     let out = seed(&["generate"]);
     assert_clear_error(&out, &["no prompt"]);
 }

@@ -109,8 +109,6 @@ impl EngineArgs {
     /// Loads the models (fetching the default pair on first use) and builds the engine.
     pub fn build(&self, trace: bool) -> Result<Engine> {
         let kind = self.kind()?;
-        let need_draft = kind != EngineKind::Ar && self.drafter.uses_model();
-        let (target, draft) = self.models.load(need_draft, self.exact)?;
         let config = EngineConfig {
             kind,
             gamma: self.gamma,
@@ -121,6 +119,10 @@ impl EngineArgs {
             drafter: self.drafter,
             adaptive_gamma: self.adaptive_gamma,
         };
+        // Before loading (or fetching) any model.
+        config.check().map_err(anyhow::Error::msg)?;
+        let need_draft = kind != EngineKind::Ar && self.drafter.uses_model();
+        let (target, draft) = self.models.load(need_draft, self.exact)?;
         Ok(Engine::new(target, draft, config)?)
     }
 }

@@ -19,14 +19,15 @@
 //!   (`GGML_CPU_TILED_MM=0`, read once per process);
 //! - weights repacked at load time (K-quants, Q4_0, ...) are multiplied by a
 //!   gemm kernel in groups of 4 rows and by a gemv kernel for the rest, and
-//!   llama.cpp computes the last layer on the output rows only: not repacked
-//!   (loaded without llama.cpp's extra buffer types);
+//!   llama.cpp computes the last layer on the logits rows only: every forward
+//!   is padded to a multiple of 4 tokens (on a reserved padding sequence) and
+//!   of 4 logits rows (not repacking costs twice as much, measured);
 //! - flash attention takes a tiled kernel from 64 query rows on and splits the
 //!   cache across threads for a single row: forwards are cut into chunks of
-//!   2 to 63 tokens (a lone token gets a padding token beside it).
+//!   at most 60 tokens, and the padding leaves no lone row.
 //!
-//! What remains (per-row vector dot products, flash attention summing a
-//! sequence's cells in order) does not depend on the batch.
+//! What remains (per-row vector dot products, the 4-row gemm per row, flash
+//! attention summing a sequence's cells in order) does not depend on the batch.
 
 use super::{BatchToken, Model, ModelError, Result, SeqId, Token};
 use llama_cpp_2::context::params::LlamaContextParams;
