@@ -8,7 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use seed::decode::accept::{verify, DraftTree, Proposal};
-use seed::decode::{Engine, EngineConfig, EngineKind, Request, Sampling, VerifyPolicy};
+use seed::decode::{Drafter, Engine, EngineConfig, EngineKind, Request, Sampling, VerifyPolicy};
 use seed::model::tiny::{TinyConfig, TinyLm};
 
 const VOCAB: usize = 151_936;
@@ -94,6 +94,36 @@ fn seed_request_512_tokens(bencher: divan::Bencher, verify: VerifyPolicy) {
     let request = Request {
         prompts: vec!["abc".into()],
         n: 8,
+        max_tokens: 64,
+        sampling: Sampling::default().with_temperature(0.7),
+        ..Request::default()
+    };
+    bencher.bench_local(|| engine.generate(&request).unwrap());
+}
+
+/// The same with n-gram drafts ahead of the draft model, 60 branches of 64
+/// tokens over 20 prompts of ~300 tokens (3840 generated tokens per
+/// iteration): every branch looks its context up in all of its request's text.
+#[divan::bench]
+fn seed_request_ngram_60_branches(bencher: divan::Bencher) {
+    let config = EngineConfig {
+        kind: EngineKind::Seed,
+        verify: VerifyPolicy::Batched,
+        drafter: Drafter::NgramModel,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(
+        Box::new(TinyLm::new(TinyConfig::target())),
+        Some(Box::new(TinyLm::new(TinyConfig::draft()))),
+        config,
+    )
+    .unwrap();
+    let prompts = (0..20)
+        .map(|i| format!("question {i}: ").repeat(25))
+        .collect();
+    let request = Request {
+        prompts,
+        n: 3,
         max_tokens: 64,
         sampling: Sampling::default().with_temperature(0.7),
         ..Request::default()
