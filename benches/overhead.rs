@@ -76,6 +76,15 @@ fn verify_sampled_chain(bencher: divan::Bencher) {
     });
 }
 
+fn tiny_engine(config: EngineConfig) -> Engine {
+    Engine::new(
+        Box::new(TinyLm::new(TinyConfig::target())),
+        Some(Box::new(TinyLm::new(TinyConfig::draft()))),
+        config,
+    )
+    .unwrap()
+}
+
 /// A whole `seed` request on the tiny model: 8 branches of 64 tokens (512
 /// generated tokens per iteration).
 #[divan::bench(args = [VerifyPolicy::Fcfs, VerifyPolicy::Batched])]
@@ -85,12 +94,7 @@ fn seed_request_512_tokens(bencher: divan::Bencher, verify: VerifyPolicy) {
         verify,
         ..EngineConfig::default()
     };
-    let mut engine = Engine::new(
-        Box::new(TinyLm::new(TinyConfig::target())),
-        Some(Box::new(TinyLm::new(TinyConfig::draft()))),
-        config,
-    )
-    .unwrap();
+    let mut engine = tiny_engine(config);
     let request = Request {
         prompts: vec!["abc".into()],
         n: 8,
@@ -112,12 +116,7 @@ fn seed_request_ngram_60_branches(bencher: divan::Bencher) {
         drafter: Drafter::NgramModel,
         ..EngineConfig::default()
     };
-    let mut engine = Engine::new(
-        Box::new(TinyLm::new(TinyConfig::target())),
-        Some(Box::new(TinyLm::new(TinyConfig::draft()))),
-        config,
-    )
-    .unwrap();
+    let mut engine = tiny_engine(config);
     let prompts = (0..20)
         .map(|i| format!("question {i}: ").repeat(25))
         .collect();
