@@ -221,11 +221,14 @@ impl Engine {
             return Ok(live);
         }
         // Finished branches' text stays available to n-gram lookups.
-        let finished: Vec<(u64, &[Token])> = batch
-            .requests
-            .iter()
-            .flat_map(|r| r.completions.iter().map(|c| (r.id.0, &c.tokens[..])))
-            .collect();
+        let finished: Vec<(u64, &[Token])> = match self.config.drafter.uses_ngrams() {
+            true => batch
+                .requests
+                .iter()
+                .flat_map(|r| r.completions.iter().map(|c| (r.id.0, &c.tokens[..])))
+                .collect(),
+            false => Vec::new(),
+        };
         let mut spec = Speculator {
             target: self.target.as_mut(),
             draft: self
