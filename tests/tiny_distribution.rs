@@ -122,6 +122,7 @@ fn engine_pairs(
         prefix_cache: true,
         drafter,
         adaptive_gamma: drafter == Drafter::Ngram,
+        cost_aware: verify == VerifyPolicy::Batched && tree.is_none(),
     };
     let mut engine = Engine::new(
         Box::new(TinyLm::new(TinyConfig::target())),

@@ -30,10 +30,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Configurations to compare, comma-separated:
-    /// ENGINE[-fcfs|-batched][+pc][+ngram|+ngram-only][+adaptive] (ENGINE ar,
-    /// sd, mcsd or seed; +pc keeps prompt prefixes across requests; +ngram
-    /// drafts by n-gram lookup first, +ngram-only without the draft model;
-    /// +adaptive adapts draft lengths).
+    /// ENGINE[-fcfs|-batched][+pc][+ngram|+ngram-only][+adaptive][+cost]
+    /// (ENGINE ar, sd, mcsd or seed; +pc keeps prompt prefixes across
+    /// requests; +ngram drafts by n-gram lookup first, +ngram-only without
+    /// the draft model; +adaptive adapts draft lengths; +cost verifies only
+    /// the draft tokens that pay for their rows).
     #[arg(long, default_value = "ar,ar+pc,sd,seed+pc,seed-batched+pc")]
     pub engines: String,
     #[command(flatten)]
@@ -73,15 +74,17 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let mut parts = name.split('+');
         let rest = parts.next().unwrap_or_default();
-        let (mut prefix_cache, mut drafter, mut adaptive_gamma) = (false, Drafter::Model, false);
+        let (mut prefix_cache, mut drafter) = (false, Drafter::Model);
+        let (mut adaptive_gamma, mut cost_aware) = (false, false);
         for option in parts {
             match option {
                 "pc" => prefix_cache = true,
                 "ngram" => drafter = Drafter::NgramModel,
                 "ngram-only" => drafter = Drafter::Ngram,
                 "adaptive" => adaptive_gamma = true,
+                "cost" => cost_aware = true,
                 _ => bail!(
-                    "--engines {name:?}: unknown option +{option} (expected +pc, +ngram, +ngram-only or +adaptive)"
+                    "--engines {name:?}: unknown option +{option} (expected +pc, +ngram, +ngram-only, +adaptive or +cost)"
                 ),
             }
         }
@@ -110,6 +113,7 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
             prefix_cache,
             drafter,
             adaptive_gamma,
+            cost_aware,
         };
         engine
             .check()
@@ -482,9 +486,15 @@ mod tests {
         assert!(!c[0].engine.prefix_cache && c[1].engine.prefix_cache);
         assert_eq!(c[2].engine.kind, EngineKind::Seed);
         assert_eq!(c[2].engine.verify, VerifyPolicy::Batched);
-        let c = parse_configs("seed-batched+pc+ngram+adaptive,sd+ngram-only", 3, &None).unwrap();
+        let c = parse_configs(
+            "seed-batched+pc+ngram+adaptive,sd+ngram-only+cost",
+            3,
+            &None,
+        )
+        .unwrap();
         assert_eq!(c[0].engine.drafter, Drafter::NgramModel);
         assert!(c[0].engine.prefix_cache && c[0].engine.adaptive_gamma);
+        assert!(!c[0].engine.cost_aware && c[1].engine.cost_aware);
         assert_eq!(c[1].engine.drafter, Drafter::Ngram);
         for bad in [
             "",
@@ -494,6 +504,7 @@ mod tests {
             "ar,ar",
             "seed+cache",
             "mcsd+adaptive",
+            "mcsd+cost",
         ] {
             assert!(parse_configs(bad, 3, &None).is_err(), "{bad:?}");
         }

@@ -93,6 +93,11 @@ pub struct EngineArgs {
     /// Adapt each branch's draft length to its acceptance (chains only).
     #[arg(long)]
     pub adaptive_gamma: bool,
+    /// Verify only the draft tokens likely enough to pay for their rows of
+    /// the target forward, learnt from the forwards' times and the branch's
+    /// acceptance (chains only).
+    #[arg(long)]
+    pub cost_aware: bool,
 }
 
 impl EngineArgs {
@@ -118,6 +123,7 @@ impl EngineArgs {
             prefix_cache: !self.no_prefix_cache,
             drafter: self.drafter,
             adaptive_gamma: self.adaptive_gamma,
+            cost_aware: self.cost_aware,
         };
         // Before loading (or fetching) any model.
         config.check().map_err(anyhow::Error::msg)?;

@@ -63,6 +63,21 @@ impl DraftTree {
         }
     }
 
+    /// Keeps the first `len` tokens of a chain (a tree whose every node has
+    /// at most one child, pushed in order); the last kept one has no children.
+    pub fn truncate_chain(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        self.tokens.truncate(len);
+        self.parents.truncate(len);
+        self.proposals.truncate(len);
+        match len.checked_sub(1) {
+            Some(last) => self.proposals[last] = None,
+            None => self.root_proposal = None,
+        }
+    }
+
     /// Leaves in node order; each leaf is one path through the tree.
     pub fn leaves(&self) -> Vec<usize> {
         (0..self.len())

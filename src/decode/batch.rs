@@ -11,6 +11,7 @@
 //! a request's output does not depend on what else is in the batch.
 
 use super::branch::{Branch, Limits};
+use super::cost::CostModel;
 use super::engine::push_pending;
 use super::sampling::choose;
 use super::scheduler::Speculator;
@@ -71,6 +72,9 @@ pub(crate) struct Batch {
     /// Forward counts of the whole batch.
     counters: RunStats,
     trace: Vec<TraceEvent>,
+    /// Forward costs and acceptance learnt for cost-aware drafting (kept
+    /// for the engine's life: they describe the machine and the models).
+    cost: CostModel,
 }
 
 impl Default for Batch {
@@ -84,6 +88,7 @@ impl Default for Batch {
             round: 0,
             counters: RunStats::default(),
             trace: Vec::new(),
+            cost: CostModel::default(),
         }
     }
 }
@@ -239,6 +244,7 @@ impl Engine {
             shape: self.config.shape(),
             drafter: self.config.drafter,
             adaptive_gamma: self.config.adaptive_gamma,
+            cost: self.config.cost_aware.then_some(&mut batch.cost),
             finished: &finished,
             stats: &mut batch.counters,
             start: batch.start,

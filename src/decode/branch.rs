@@ -1,5 +1,6 @@
 //! One continuation being generated: its tokens, its sequences, when it ends.
 
+use super::cost::Acceptance;
 use super::{BranchStats, Completion, FinishReason, Sampling};
 use crate::model::{Model, SeqId, Token};
 use rand_chacha::rand_core::SeedableRng;
@@ -41,6 +42,8 @@ pub(crate) struct Branch {
     pub steps: usize,
     /// Its next draft's length when adapted (see `EngineConfig::adaptive_gamma`).
     pub draft_len: usize,
+    /// Its recent per-token acceptance (for cost-aware drafting).
+    pub acceptance: Acceptance,
     /// Bytes of `text` already handed out as streamed deltas.
     pub streamed: usize,
 }
@@ -91,6 +94,7 @@ impl Branch {
             limits: Limits::default(),
             steps: 0,
             draft_len: 1,
+            acceptance: Acceptance::default(),
             streamed: 0,
         }
     }

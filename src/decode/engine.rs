@@ -61,16 +61,7 @@ impl Engine {
         if config.kind != EngineKind::Ar && config.drafter.uses_model() && draft.is_none() {
             return Err(DecodeError::NeedsDraft(config.kind));
         }
-        if config.adaptive_gamma && config.shape().0.iter().any(|&w| w != 1) {
-            return Err(DecodeError::Invalid(
-                "an adaptive draft length needs a chain draft, not a tree".into(),
-            ));
-        }
-        if config.shape().depth() == 0 {
-            return Err(DecodeError::Invalid(
-                "the draft length must be at least 1".into(),
-            ));
-        }
+        config.check().map_err(DecodeError::Invalid)?;
         let target_cache = new_cache(target.as_ref());
         let draft_cache = new_cache(draft.as_deref().unwrap_or(target.as_ref()));
         Ok(Engine {

@@ -7,6 +7,7 @@
 pub mod accept;
 mod batch;
 mod branch;
+mod cost;
 mod divergence;
 mod engine;
 mod ngram;
@@ -260,6 +261,10 @@ pub struct EngineConfig {
     /// two longer after a fully accepted draft, one shorter otherwise,
     /// from 1 to [`MAX_ADAPTIVE_DRAFT`].
     pub adaptive_gamma: bool,
+    /// Verify only the draft tokens whose expected yield pays for their rows
+    /// of the target forward, from the forward costs and acceptance seen so
+    /// far (chains only; see `cost`).
+    pub cost_aware: bool,
 }
 
 impl Default for EngineConfig {
@@ -273,6 +278,7 @@ impl Default for EngineConfig {
             prefix_cache: true,
             drafter: Drafter::Model,
             adaptive_gamma: false,
+            cost_aware: false,
         }
     }
 }
@@ -305,6 +311,9 @@ impl EngineConfig {
             if self.adaptive_gamma {
                 label += "+adaptive";
             }
+            if self.cost_aware {
+                label += "+cost";
+            }
         }
         label
     }
@@ -315,8 +324,12 @@ impl EngineConfig {
         if shape.depth() == 0 {
             return Err("the draft length must be at least 1".into());
         }
-        if self.adaptive_gamma && shape.0.iter().any(|&w| w != 1) {
+        let tree = shape.0.iter().any(|&w| w != 1);
+        if self.adaptive_gamma && tree {
             return Err("an adaptive draft length needs a chain draft, not a tree".into());
+        }
+        if self.cost_aware && tree {
+            return Err("cost-aware drafting needs a chain draft, not a tree".into());
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use super::accept::{verify, DraftTree, Proposal};
 use super::branch::Branch;
+use super::cost::{self, CostModel};
 use super::engine::push_pending;
 use super::ngram;
 use super::sampling::{normalize, sample, Sampling};
@@ -21,6 +22,10 @@ struct Draft {
     kept_in_draft: Vec<Token>,
     /// Drafted by the draft model (else by n-gram lookup).
     by_model: bool,
+    /// Its length as drafted (cost-aware drafting may verify fewer).
+    drafted_len: usize,
+    /// The first token cost-aware drafting cut from it, if any.
+    first_cut: Option<Token>,
 }
 
 pub(crate) struct Speculator<'a> {
@@ -30,6 +35,8 @@ pub(crate) struct Speculator<'a> {
     pub shape: TreeShape,
     pub drafter: Drafter,
     pub adaptive_gamma: bool,
+    /// What cost-aware drafting has learnt, where it is on.
+    pub cost: Option<&'a mut CostModel>,
     /// Generated tokens of the finished branches of each request in the batch.
     pub finished: &'a [(u64, &'a [Token])],
     pub stats: &'a mut RunStats,
@@ -139,6 +146,8 @@ impl Speculator<'_> {
                     tree,
                     kept_in_draft: Vec::new(),
                     by_model: chain.is_empty() && self.drafter.uses_model(),
+                    drafted_len: 0,
+                    first_cut: None,
                 }
             })
             .collect();
@@ -237,21 +246,53 @@ impl Speculator<'_> {
             }
         }
         let t1 = self.now();
-        for d in &drafts {
+        for d in &mut drafts {
             let index = branches[d.branch].index;
-            let depth = depth_of_tree(&d.tree);
-            self.record(index, EventKind::Draft, round, t0, t1, depth);
+            d.drafted_len = depth_of_tree(&d.tree);
+            self.record(index, EventKind::Draft, round, t0, t1, d.drafted_len);
         }
         Ok(drafts)
+    }
+
+    /// Cost-aware drafting: cuts each draft to the tokens worth their rows of
+    /// the verify forward (see `cost::budget`); keeps them all until the
+    /// forward's cost per row is known.
+    fn trim_to_budget(&mut self, branches: &[Branch], drafts: &mut [Draft]) {
+        let Some(cost) = self.cost.as_deref() else {
+            return;
+        };
+        if cost.forwards.predict(1).is_none() || drafts.iter().all(|d| d.tree.is_empty()) {
+            return;
+        }
+        let base_rows = drafts
+            .iter()
+            .map(|d| branches[d.branch].tokens.len() - branches[d.branch].target_cached)
+            .sum();
+        let rates: Vec<f64> = drafts
+            .iter()
+            .map(|d| branches[d.branch].acceptance.branch_rate(&cost.overall))
+            .collect();
+        let lens: Vec<usize> = drafts.iter().map(|d| d.tree.len()).collect();
+        let target: &dyn Model = self.target;
+        let seconds = |rows| {
+            let predicted = cost.forwards.predict(target.computed_rows(rows));
+            predicted.expect("two row counts seen")
+        };
+        let keep = cost::budget(&rates, &lens, base_rows, seconds);
+        for (d, k) in drafts.iter_mut().zip(keep) {
+            d.first_cut = d.tree.tokens.get(k).copied();
+            d.tree.truncate_chain(k);
+        }
     }
 
     /// Verifies the given drafts in one target forward and commits the result.
     fn verify_phase(
         &mut self,
         branches: &mut [Branch],
-        drafts: Vec<Draft>,
+        mut drafts: Vec<Draft>,
         round: usize,
     ) -> Result<()> {
+        self.trim_to_budget(branches, &mut drafts);
         let t0 = self.now();
         let mut batch = Vec::new();
         // Per draft: the sequence of each leaf path, and the row of the root.
@@ -288,6 +329,10 @@ impl Speculator<'_> {
         self.target.forward(&batch)?;
         let elapsed = f0.elapsed().as_secs_f64();
         self.stats.target_forwards += 1;
+        if let Some(cost) = self.cost.as_deref_mut() {
+            let rows = self.target.computed_rows(batch.len());
+            cost.forwards.observe(rows, elapsed);
+        }
         let t1 = self.now();
         for ((d, seqs), root) in drafts.iter().zip(paths).zip(root_rows) {
             let b = &mut branches[d.branch];
@@ -315,13 +360,16 @@ impl Speculator<'_> {
             b.stats.verify_s += elapsed;
             let drafted = depth_of_tree(&d.tree);
             b.stats.drafted += drafted;
-            b.stats.accepted += verdict.accepted.len();
+            let accepted = verdict.accepted.len();
+            b.stats.accepted += accepted;
             if self.adaptive_gamma && drafted > 0 {
-                b.draft_len = if verdict.accepted.len() == drafted {
-                    (b.draft_len + 2).min(MAX_ADAPTIVE_DRAFT)
-                } else {
-                    b.draft_len.saturating_sub(1).max(1)
-                };
+                // A draft cut short by the budget and wholly accepted says
+                // nothing about a longer one.
+                if accepted < drafted {
+                    b.draft_len = b.draft_len.saturating_sub(1).max(1);
+                } else if drafted == d.drafted_len {
+                    b.draft_len = (b.draft_len + 2).min(MAX_ADAPTIVE_DRAFT);
+                }
             }
             let committed_from = b.tokens.len();
             let mut open = true;
@@ -330,6 +378,22 @@ impl Speculator<'_> {
             }
             if open {
                 b.commit(verdict.next, self.target);
+            }
+            if let Some(cost) = self.cost.as_deref_mut() {
+                // A token cut from a wholly accepted draft is tried against
+                // the token the target chose there (its acceptance test for
+                // an n-gram token at any temperature), so a branch whose
+                // drafts were all cut still learns whether they would pay.
+                let cut_tried = d.first_cut.filter(|_| open && accepted == drafted);
+                let hit = cut_tried.is_some_and(|t| t == verdict.next);
+                let (hits, tried) = (
+                    accepted + usize::from(hit),
+                    drafted + usize::from(cut_tried.is_some()),
+                );
+                if tried > 0 {
+                    b.acceptance.observe_branch(hits, tried);
+                    cost.overall.observe(hits, tried, 1.0);
+                }
             }
             b.target_cached = b.target_cached.min(b.tokens.len().saturating_sub(1));
             // The draft cache keeps the drafted tokens that were committed
@@ -350,7 +414,6 @@ impl Speculator<'_> {
             if b.is_done() {
                 b.finished_at = t1;
             }
-            let accepted = verdict.accepted.len();
             let index = b.index;
             self.record(index, EventKind::Verify, round, t0, t1, accepted);
         }

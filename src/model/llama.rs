@@ -380,6 +380,14 @@ impl Model for LlamaLm {
         self.exact
     }
 
+    fn computed_rows(&self, tokens: usize) -> usize {
+        // Exact mode pads every chunk (a multiple of the group but the last).
+        match self.exact {
+            true => tokens.next_multiple_of(EXACT_ROW_GROUP),
+            false => tokens,
+        }
+    }
+
     fn live_sequences(&self) -> Option<usize> {
         // The last two ids are reserved (retired cells, padding).
         Some(self.lens[..self.lens.len() - 2].iter().flatten().count())

@@ -81,6 +81,11 @@ pub trait Model {
     fn batch_invariant(&self) -> bool {
         false
     }
+    /// Rows a forward of `tokens` tokens computes (more where the backend
+    /// pads forwards), for cost estimates.
+    fn computed_rows(&self, tokens: usize) -> usize {
+        tokens
+    }
     /// Number of cached tokens of `seq`.
     fn seq_len(&self, seq: SeqId) -> Result<usize>;
     /// Sequences alive (for reports: a server shows that cancelled work freed
