@@ -116,6 +116,12 @@ fn solve_runs_a_whole_bfs_problem() {
             && (stdout.contains("(right)") || stdout.contains("(wrong)")),
         "{stdout}"
     );
+    // Without --engine, solve decodes with `ar`, the fastest in `seed bench`.
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("solving with engine ar (the default"),
+        "{stderr}"
+    );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("gsm8k-0.json")).unwrap()).unwrap();
     let nodes = json["nodes"].as_array().unwrap();

@@ -66,9 +66,10 @@ impl std::str::FromStr for EngineChoice {
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
     /// ar, sd, mcsd or seed; `seed solve` also takes an OpenAI-compatible
-    /// server's URL (http://HOST:PORT/v1).
-    #[arg(long = "engine", default_value = "seed")]
-    pub choice: EngineChoice,
+    /// server's URL (http://HOST:PORT/v1). Default: seed, but ar for `seed
+    /// solve` (the fastest configuration of `seed bench` on a CPU; see README).
+    #[arg(long = "engine")]
+    pub choice: Option<EngineChoice>,
     #[command(flatten)]
     pub models: ModelArgs,
     /// Draft length of `sd` and `seed`.
@@ -104,8 +105,9 @@ impl EngineArgs {
     /// The decoding method; an error for a server URL.
     pub fn kind(&self) -> Result<EngineKind> {
         match &self.choice {
-            EngineChoice::Local(kind) => Ok(*kind),
-            EngineChoice::Remote(url) => anyhow::bail!(
+            None => Ok(EngineKind::Seed),
+            Some(EngineChoice::Local(kind)) => Ok(*kind),
+            Some(EngineChoice::Remote(url)) => anyhow::bail!(
                 "--engine {url}: only `seed solve` runs against a server; give ar, sd, mcsd or seed"
             ),
         }

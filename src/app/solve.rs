@@ -2,7 +2,7 @@
 
 use super::generate::{peak_memory_mib, write_atomic};
 use super::load::{EngineArgs, EngineChoice};
-use crate::decode::Sampling;
+use crate::decode::{EngineKind, Sampling};
 use crate::search::algorithms::{search, Evaluation, Generation, Method, SearchConfig, Selection};
 use crate::search::llm::Llm;
 use crate::search::task::Task;
@@ -232,18 +232,38 @@ pub fn dataset_problems(
         .collect()
 }
 
-pub fn run(args: SolveArgs) -> Result<()> {
+/// `seed solve`'s engine unless `--engine` is given: plain batched decoding
+/// with the prefix cache was the fastest configuration of `seed bench` on
+/// GSM8K with the default pair on a 2-core CPU (README, "Tree-search
+/// benchmark"), where verifying drafted rows costs about as much as decoding.
+const SOLVE_ENGINE: EngineKind = EngineKind::Ar;
+
+pub fn run(mut args: SolveArgs) -> Result<()> {
+    let chosen = args.engine.choice.is_some();
+    let choice = args
+        .engine
+        .choice
+        .get_or_insert(EngineChoice::Local(SOLVE_ENGINE))
+        .clone();
     // Problems and settings are checked before any model is loaded or fetched.
     let problems = problems(&args)?;
     let config = args.search.config(args.task, args.temperature)?;
-    let mut llm: Box<dyn Llm> = match &args.engine.choice {
+    let mut llm: Box<dyn Llm> = match choice {
         EngineChoice::Remote(url) => {
             let api_key = std::env::var("SEED_API_KEY").ok().filter(|k| !k.is_empty());
-            let remote = RemoteLlm::connect(url, api_key)?;
+            let remote = RemoteLlm::connect(&url, api_key)?;
             eprintln!("solving with {} at {url}", remote.model());
             Box::new(remote)
         }
-        EngineChoice::Local(_) => Box::new(args.engine.build(false)?),
+        EngineChoice::Local(kind) => {
+            let why = if chosen {
+                ""
+            } else {
+                " (the default; --engine to change)"
+            };
+            eprintln!("solving with engine {kind}{why}");
+            Box::new(args.engine.build(false)?)
+        }
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
