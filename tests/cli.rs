@@ -169,6 +169,8 @@ fn bad_request_values() {
     assert_clear_error(&out, &["bogus", "model, ngram or ngram+model"]);
     let out = seed(&["generate", "--adaptive-gamma", "--tree", "2,1", "hi"]);
     assert_clear_error(&out, &["adaptive draft length needs a chain"]);
+    let out = seed(&["generate", "--cost-aware", "--tree", "2,1", "hi"]);
+    assert_clear_error(&out, &["cost-aware drafting needs a chain"]);
     let out = seed(&["generate"]);
     assert_clear_error(&out, &["no prompt"]);
 }
