@@ -25,6 +25,9 @@ const MAX_FITTED_ROWS: usize = 64;
 const BRANCH_DECAY: f64 = 0.8;
 /// Pseudo-trials of the engine-wide rate in a branch's estimate.
 const PRIOR_TRIALS: f64 = 2.0;
+/// The engine-wide rate before any verification, as that many pseudo-trials.
+const FIRST_RATE: f64 = 0.5;
+const FIRST_TRIALS: f64 = 2.0;
 
 /// Seconds of a target forward by the number of rows it computes.
 #[derive(Clone, Debug, Default)]
@@ -44,10 +47,10 @@ impl ForwardCost {
             .or_insert(seconds);
     }
 
-    /// Predicted seconds of a forward of `rows` rows: a least-squares line
-    /// through the row counts seen (fixed cost plus a cost per row, neither
-    /// negative); `None` until two row counts have been seen.
-    pub fn predict(&self, rows: usize) -> Option<f64> {
+    /// A least-squares line through the row counts seen (fixed cost plus a
+    /// cost per row, neither negative); `None` until two row counts have been
+    /// seen.
+    pub fn fit(&self) -> Option<Line> {
         if self.by_rows.len() < 2 {
             return None;
         }
@@ -62,7 +65,20 @@ impl ForwardCost {
         }
         let per_row = (sxy / sxx).max(0.0);
         let fixed = (mean_y - per_row * mean_x).max(0.0);
-        Some(fixed + per_row * rows as f64)
+        Some(Line { fixed, per_row })
+    }
+}
+
+/// Predicted seconds of a forward: a fixed part plus a part per row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Line {
+    fixed: f64,
+    per_row: f64,
+}
+
+impl Line {
+    pub fn seconds(&self, rows: usize) -> f64 {
+        self.fixed + self.per_row * rows as f64
     }
 }
 
@@ -97,7 +113,7 @@ impl Acceptance {
 
     /// A branch's rate, drawn towards the engine-wide `overall` counts.
     pub fn branch_rate(&self, overall: &Acceptance) -> f64 {
-        self.rate(overall.rate(0.5, 2.0), PRIOR_TRIALS)
+        self.rate(overall.rate(FIRST_RATE, FIRST_TRIALS), PRIOR_TRIALS)
     }
 }
 
@@ -158,15 +174,19 @@ mod tests {
     fn forward_cost_fits_a_line_through_row_counts() {
         let mut cost = ForwardCost::default();
         cost.observe(4, 0.125);
-        assert_eq!(cost.predict(4), None, "one row count is not a line");
+        assert_eq!(
+            cost.fit().map(|l| l.seconds(4)),
+            None,
+            "one row count is not a line"
+        );
         cost.observe(8, 0.225);
         cost.observe(1000, 9.0); // a prompt chunk: not fitted
-        let at = |rows| cost.predict(rows).unwrap();
+        let at = |rows| cost.fit().unwrap().seconds(rows);
         assert!((at(1) - 0.05).abs() < 1e-9, "{}", at(1));
         assert!((at(12) - 0.325).abs() < 1e-9, "{}", at(12));
         // A new time moves its row count's mean a fifth of the way.
         cost.observe(8, 0.325);
-        let at8 = cost.predict(8).unwrap();
+        let at8 = cost.fit().unwrap().seconds(8);
         assert!((at8 - 0.245).abs() < 1e-9, "{at8}");
     }
 
@@ -175,8 +195,8 @@ mod tests {
         let mut cost = ForwardCost::default();
         cost.observe(1, 0.2);
         cost.observe(2, 0.1);
-        assert!(cost.predict(4).unwrap() >= 0.0);
-        assert!((cost.predict(50).unwrap() - 0.15).abs() < 1e-9);
+        assert!(cost.fit().unwrap().seconds(4) >= 0.0);
+        assert!((cost.fit().unwrap().seconds(50) - 0.15).abs() < 1e-9);
     }
 
     #[test]

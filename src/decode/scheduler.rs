@@ -22,8 +22,6 @@ struct Draft {
     kept_in_draft: Vec<Token>,
     /// Drafted by the draft model (else by n-gram lookup).
     by_model: bool,
-    /// Its length as drafted (cost-aware drafting may verify fewer).
-    drafted_len: usize,
     /// The first token cost-aware drafting cut from it, if any.
     first_cut: Option<Token>,
 }
@@ -146,7 +144,6 @@ impl Speculator<'_> {
                     tree,
                     kept_in_draft: Vec::new(),
                     by_model: chain.is_empty() && self.drafter.uses_model(),
-                    drafted_len: 0,
                     first_cut: None,
                 }
             })
@@ -246,10 +243,10 @@ impl Speculator<'_> {
             }
         }
         let t1 = self.now();
-        for d in &mut drafts {
+        for d in &drafts {
             let index = branches[d.branch].index;
-            d.drafted_len = depth_of_tree(&d.tree);
-            self.record(index, EventKind::Draft, round, t0, t1, d.drafted_len);
+            let depth = depth_of_tree(&d.tree);
+            self.record(index, EventKind::Draft, round, t0, t1, depth);
         }
         Ok(drafts)
     }
@@ -261,7 +258,10 @@ impl Speculator<'_> {
         let Some(cost) = self.cost.as_deref() else {
             return;
         };
-        if cost.forwards.predict(1).is_none() || drafts.iter().all(|d| d.tree.is_empty()) {
+        let Some(line) = cost.forwards.fit() else {
+            return;
+        };
+        if drafts.iter().all(|d| d.tree.is_empty()) {
             return;
         }
         let base_rows = drafts
@@ -274,10 +274,7 @@ impl Speculator<'_> {
             .collect();
         let lens: Vec<usize> = drafts.iter().map(|d| d.tree.len()).collect();
         let target: &dyn Model = self.target;
-        let seconds = |rows| {
-            let predicted = cost.forwards.predict(target.computed_rows(rows));
-            predicted.expect("two row counts seen")
-        };
+        let seconds = |rows| line.seconds(target.computed_rows(rows));
         let keep = cost::budget(&rates, &lens, base_rows, seconds);
         for (d, k) in drafts.iter_mut().zip(keep) {
             d.first_cut = d.tree.tokens.get(k).copied();
@@ -367,7 +364,7 @@ impl Speculator<'_> {
                 // nothing about a longer one.
                 if accepted < drafted {
                     b.draft_len = b.draft_len.saturating_sub(1).max(1);
-                } else if drafted == d.drafted_len {
+                } else if d.first_cut.is_none() {
                     b.draft_len = (b.draft_len + 2).min(MAX_ADAPTIVE_DRAFT);
                 }
             }
