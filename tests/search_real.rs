@@ -152,3 +152,49 @@ fn solve_runs_a_whole_bfs_problem() {
     let html = std::fs::read_to_string(out.path().join("gsm8k-0.html")).unwrap();
     assert!(html.contains("chosen") && html.contains("Janet"));
 }
+
+/// The README's first command on Game of 24: the default target must answer
+/// the propose prompt with steps the task can parse, so that a tree grows.
+#[test]
+fn solve_grows_a_game24_tree_with_the_default_target() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let target = common::model_path(seed::app::models::TARGET_DEFAULT);
+    let out = tempfile::tempdir().unwrap();
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
+        .args([
+            "solve",
+            "--task",
+            "game24",
+            "--index",
+            "900",
+            "--steps",
+            "1",
+            "--temperature",
+            "0",
+            "--exact",
+        ])
+        .args(["--target".as_ref(), target.as_os_str()])
+        .args(["--out".as_ref(), out.path().as_os_str()])
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("game24-900.json")).unwrap())
+            .unwrap();
+    let children: Vec<&str> = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["depth"] == 1)
+        .map(|n| n["thought"].as_str().unwrap())
+        .collect();
+    assert_eq!(children.len(), 3, "k proposals expected, got {children:?}");
+    assert!(
+        children.iter().all(|c| c.contains("(left: ")),
+        "{children:?}"
+    );
+}

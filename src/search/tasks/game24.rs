@@ -92,8 +92,11 @@ impl Task for Game24 {
                 max_tokens: 100,
             };
         }
+        // Without the template's final newline: after "Possible next steps:\n"
+        // the default (coder) target writes a Python program instead of the list.
+        let prompt = render(PROPOSE, &[("input", self.current_numbers(state))]);
         SampleSpec {
-            prompt: render(PROPOSE, &[("input", self.current_numbers(state))]),
+            prompt: prompt.trim_end().to_string(),
             stop: vec![],
             max_tokens: 200,
         }
@@ -135,7 +138,11 @@ impl Task for Game24 {
         if state.trim().lines().count() == 4 && !state.to_lowercase().contains("answer") {
             return 0.0;
         }
-        outputs.iter().filter_map(|o| verdict(o)).sum()
+        // A fold from +0.0: an empty f64 sum is -0.0.
+        outputs
+            .iter()
+            .filter_map(|o| verdict(o))
+            .fold(0.0, |sum, v| sum + v)
     }
 
     fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
@@ -491,11 +498,11 @@ mod tests {
         assert!(t
             .propose("", 0)
             .prompt
-            .ends_with("Input: 2 8 8 14\nPossible next steps:\n"));
+            .ends_with("Input: 2 8 8 14\nPossible next steps:"));
         assert!(t
             .propose("2 + 8 = 10 (left: 8 10 14)", 1)
             .prompt
-            .ends_with("Input: 8 10 14\nPossible next steps:\n"));
+            .ends_with("Input: 8 10 14\nPossible next steps:"));
     }
 
     #[test]
@@ -521,5 +528,7 @@ mod tests {
             .ends_with("Input: 2 8 8 14\nAnswer: x\nJudge:"));
         let stuck = "a (left: 8 14)\nb (left: 22)\nc (left: 24)\nd (left: 1)";
         assert_eq!(t.value_of(stuck, &outs(&["sure"])), 0.0);
+        let unjudged = t.value_of(state, &outs(&["no verdict"]));
+        assert!(unjudged == 0.0 && unjudged.is_sign_positive());
     }
 }
