@@ -1,6 +1,7 @@
 //! Continuous batching on the tiny model: requests that join and leave a
 //! running batch get what they would get alone, streamed text adds up to the
-//! final text, and cancelling frees every sequence.
+//! final text, cancelling frees every sequence, and identical greedy samples
+//! are decoded once.
 
 use seed::decode::{
     Engine, EngineConfig, EngineKind, Event, Output, Request, RequestId, Sampling, TreeShape,
@@ -183,4 +184,62 @@ fn generate_refuses_a_busy_engine() {
     e.admit(&r, false).unwrap();
     let err = e.generate(&r).unwrap_err().to_string();
     assert!(err.contains("in flight"), "{err}");
+}
+
+#[test]
+fn greedy_twins_get_the_decoded_completion() {
+    for (kind, tree, verify) in configs() {
+        let with_dedup = |dedup_greedy: bool| {
+            let mut e = engine(kind, tree, verify);
+            e.config.dedup_greedy = dedup_greedy;
+            e
+        };
+        let label = format!("{kind} {tree:?} {verify:?}");
+        let mut r = request("abc", 3, 0.0, 1, &["e"]);
+        r.prompts.push("abc".into());
+        let plain = with_dedup(false).generate(&r).unwrap();
+        assert_eq!(plain.stats.copied_tokens, 0);
+
+        let mut e = with_dedup(true);
+        e.admit(&r, false).unwrap();
+        assert_eq!(
+            e.live_branches(),
+            2,
+            "{label}: one branch per distinct prompt"
+        );
+        let mut e = with_dedup(true);
+        let (out, streamed) = run_joined(&mut e, std::slice::from_ref(&r), &[0]).remove(0);
+        assert_eq!(texts(&out), texts(&plain), "{label}");
+        let finishes = |o: &Output| {
+            o.completions
+                .iter()
+                .map(|c| c.finish_reason)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(finishes(&out), finishes(&plain), "{label}");
+        for (i, c) in out.completions.iter().enumerate() {
+            assert_eq!(streamed[&i], c.text, "{label}: streamed text of choice {i}");
+        }
+        // Decoded: the first sample of prompts 0 and 1; the other seven are copies.
+        let decoded = out.completions[0].tokens.len() + out.completions[3].tokens.len();
+        assert_eq!(out.stats.generated_tokens, plain.stats.generated_tokens);
+        assert_eq!(
+            out.stats.copied_tokens,
+            out.stats.generated_tokens - decoded,
+            "{label}"
+        );
+        assert!(
+            out.stats.target_forwards <= plain.stats.target_forwards,
+            "{label}"
+        );
+        assert_eq!(e.target.live_sequences(), Some(0), "{label}");
+        assert_eq!(e.draft.as_ref().unwrap().live_sequences(), Some(0));
+
+        // Sampled requests are decoded in full.
+        let mut sampled = r.clone();
+        sampled.sampling.temperature = 1.0;
+        let mut e = with_dedup(true);
+        e.admit(&sampled, false).unwrap();
+        assert_eq!(e.live_branches(), 9, "{label}");
+    }
 }

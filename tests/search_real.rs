@@ -116,10 +116,12 @@ fn solve_runs_a_whole_bfs_problem() {
             && (stdout.contains("(right)") || stdout.contains("(wrong)")),
         "{stdout}"
     );
-    // Without --engine, solve decodes with `ar`, the fastest in `seed bench`.
+    // Without --engine, solve takes the fastest configuration of `seed bench`.
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(
-        stderr.contains("solving with engine ar (the default"),
+        stderr.contains(
+            "solving with engine seed-batched[1,1,1]+ngram-only+adaptive+cost+dedup (the default"
+        ),
         "{stderr}"
     );
     let json: serde_json::Value =

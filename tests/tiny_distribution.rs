@@ -123,6 +123,8 @@ fn engine_pairs(
         drafter,
         adaptive_gamma: drafter == Drafter::Ngram,
         cost_aware: verify == VerifyPolicy::Batched && tree.is_none(),
+        // Every sample decoded: the point is to exercise every branch.
+        dedup_greedy: false,
     };
     let mut engine = Engine::new(
         Box::new(TinyLm::new(TinyConfig::target())),

@@ -35,6 +35,8 @@ fn engine((kind, tree, verify, drafter, length): Config) -> Engine {
         drafter,
         adaptive_gamma: length != Length::Fixed,
         cost_aware: length == Length::Cost,
+        // Every sample decoded: the point is to exercise every branch.
+        dedup_greedy: false,
     };
     Engine::new(
         Box::new(TinyLm::new(TinyConfig::target())),

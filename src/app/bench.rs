@@ -30,11 +30,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Configurations to compare, comma-separated:
-    /// ENGINE[-fcfs|-batched][+pc][+ngram|+ngram-only][+adaptive][+cost]
+    /// ENGINE[-fcfs|-batched][+pc][+ngram|+ngram-only][+adaptive][+cost][+dedup]
     /// (ENGINE ar, sd, mcsd or seed; +pc keeps prompt prefixes across
     /// requests; +ngram drafts by n-gram lookup first, +ngram-only without
     /// the draft model; +adaptive adapts draft lengths; +cost verifies only
-    /// the draft tokens that pay for their rows).
+    /// the draft tokens that pay for their rows; +dedup decodes identical
+    /// greedy samples once).
     #[arg(long, default_value = "ar,ar+pc,sd,seed+pc,seed-batched+pc")]
     pub engines: String,
     #[command(flatten)]
@@ -75,7 +76,7 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
         let mut parts = name.split('+');
         let rest = parts.next().unwrap_or_default();
         let (mut prefix_cache, mut drafter) = (false, Drafter::Model);
-        let (mut adaptive_gamma, mut cost_aware) = (false, false);
+        let (mut adaptive_gamma, mut cost_aware, mut dedup_greedy) = (false, false, false);
         for option in parts {
             match option {
                 "pc" => prefix_cache = true,
@@ -83,8 +84,9 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
                 "ngram-only" => drafter = Drafter::Ngram,
                 "adaptive" => adaptive_gamma = true,
                 "cost" => cost_aware = true,
+                "dedup" => dedup_greedy = true,
                 _ => bail!(
-                    "--engines {name:?}: unknown option +{option} (expected +pc, +ngram, +ngram-only, +adaptive or +cost)"
+                    "--engines {name:?}: unknown option +{option} (expected +pc, +ngram, +ngram-only, +adaptive, +cost or +dedup)"
                 ),
             }
         }
@@ -114,6 +116,7 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
             drafter,
             adaptive_gamma,
             cost_aware,
+            dedup_greedy,
         };
         engine
             .check()
@@ -280,7 +283,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let wall_of = |kind: EngineKind| {
         configs
             .iter()
-            .position(|c| c.engine.kind == kind && !c.engine.prefix_cache)
+            .position(|c| c.engine.kind == kind && !c.engine.prefix_cache && !c.engine.dedup_greedy)
             .or_else(|| configs.iter().position(|c| c.engine.kind == kind))
             .map(|i| results[i].wall_s)
     };

@@ -66,8 +66,9 @@ impl std::str::FromStr for EngineChoice {
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
     /// ar, sd, mcsd or seed; `seed solve` also takes an OpenAI-compatible
-    /// server's URL (http://HOST:PORT/v1). Default: seed, but ar for `seed
-    /// solve` (the fastest configuration of `seed bench` on a CPU; see README).
+    /// server's URL (http://HOST:PORT/v1). Default: seed (for `seed solve`
+    /// with batched verification, n-gram drafts, adaptive and cost-aware
+    /// draft lengths: the fastest configuration of `seed bench`; see README).
     #[arg(long = "engine")]
     pub choice: Option<EngineChoice>,
     #[command(flatten)]
@@ -78,9 +79,10 @@ pub struct EngineArgs {
     /// Draft tree shape, e.g. 2,1,1 (default for mcsd; seed drafts a chain unless given).
     #[arg(long)]
     pub tree: Option<TreeShape>,
-    /// How `seed` verifies queued drafts.
-    #[arg(long, default_value = "fcfs")]
-    pub verify: VerifyPolicy,
+    /// How `seed` verifies queued drafts: fcfs or batched (default: fcfs,
+    /// but batched for `seed solve` without --engine).
+    #[arg(long)]
+    pub verify: Option<VerifyPolicy>,
     /// Batch-invariant kernels: every engine gives `ar`'s tokens at temperature 0.
     #[arg(long)]
     pub exact: bool,
@@ -88,9 +90,10 @@ pub struct EngineArgs {
     #[arg(long)]
     pub no_prefix_cache: bool,
     /// Where drafts come from: model, ngram (lookup in the prompt and in
-    /// sibling branches' text; no draft model) or ngram+model (lookup first).
-    #[arg(long, default_value = "model")]
-    pub drafter: Drafter,
+    /// sibling branches' text; no draft model) or ngram+model (lookup first)
+    /// (default: model, but ngram for `seed solve` without --engine).
+    #[arg(long)]
+    pub drafter: Option<Drafter>,
     /// Adapt each branch's draft length to its acceptance (chains only).
     #[arg(long)]
     pub adaptive_gamma: bool,
@@ -99,6 +102,10 @@ pub struct EngineArgs {
     /// acceptance (chains only).
     #[arg(long)]
     pub cost_aware: bool,
+    /// Decode every sample even where several are bound to be identical
+    /// (same prompt at temperature 0); by default one is decoded and copied.
+    #[arg(long)]
+    pub no_dedup: bool,
 }
 
 impl EngineArgs {
@@ -120,16 +127,17 @@ impl EngineArgs {
             kind,
             gamma: self.gamma,
             tree: self.tree.clone(),
-            verify: self.verify,
+            verify: self.verify.unwrap_or(VerifyPolicy::Fcfs),
             trace,
             prefix_cache: !self.no_prefix_cache,
-            drafter: self.drafter,
+            drafter: self.drafter.unwrap_or(Drafter::Model),
             adaptive_gamma: self.adaptive_gamma,
             cost_aware: self.cost_aware,
+            dedup_greedy: !self.no_dedup,
         };
         // Before loading (or fetching) any model.
         config.check().map_err(anyhow::Error::msg)?;
-        let need_draft = kind != EngineKind::Ar && self.drafter.uses_model();
+        let need_draft = kind != EngineKind::Ar && config.drafter.uses_model();
         let (target, draft) = self.models.load(need_draft, self.exact)?;
         Ok(Engine::new(target, draft, config)?)
     }

@@ -2,7 +2,7 @@
 
 use super::generate::{peak_memory_mib, write_atomic};
 use super::load::{EngineArgs, EngineChoice};
-use crate::decode::{EngineKind, Sampling};
+use crate::decode::{Drafter, EngineKind, Sampling, VerifyPolicy};
 use crate::search::algorithms::{search, Evaluation, Generation, Method, SearchConfig, Selection};
 use crate::search::llm::Llm;
 use crate::search::task::Task;
@@ -232,19 +232,25 @@ pub fn dataset_problems(
         .collect()
 }
 
-/// `seed solve`'s engine unless `--engine` is given: plain batched decoding
-/// with the prefix cache was the fastest configuration of `seed bench` on
-/// GSM8K with the default pair on a 2-core CPU (README, "Tree-search
-/// benchmark"), where verifying drafted rows costs about as much as decoding.
-const SOLVE_ENGINE: EngineKind = EngineKind::Ar;
+/// `seed solve`'s engine unless `--engine` is given: `seed` with batched
+/// verification of n-gram drafts (no draft model), adaptive and cost-aware
+/// draft lengths was the fastest configuration of `seed bench` on GSM8K and
+/// Game of 24 with the default target on a 2-core CPU (README, "Tree-search
+/// benchmark"). Options given explicitly keep their values.
+fn solve_default(engine: &mut EngineArgs) {
+    engine.choice = Some(EngineChoice::Local(EngineKind::Seed));
+    engine.verify.get_or_insert(VerifyPolicy::Batched);
+    engine.drafter.get_or_insert(Drafter::Ngram);
+    engine.adaptive_gamma = true;
+    engine.cost_aware = true;
+}
 
 pub fn run(mut args: SolveArgs) -> Result<()> {
     let chosen = args.engine.choice.is_some();
-    let choice = args
-        .engine
-        .choice
-        .get_or_insert(EngineChoice::Local(SOLVE_ENGINE))
-        .clone();
+    if !chosen {
+        solve_default(&mut args.engine);
+    }
+    let choice = args.engine.choice.clone().expect("set above");
     // Problems and settings are checked before any model is loaded or fetched.
     let problems = problems(&args)?;
     let config = args.search.config(args.task, args.temperature)?;
@@ -255,14 +261,15 @@ pub fn run(mut args: SolveArgs) -> Result<()> {
             eprintln!("solving with {} at {url}", remote.model());
             Box::new(remote)
         }
-        EngineChoice::Local(kind) => {
+        EngineChoice::Local(_) => {
+            let engine = args.engine.build(false)?;
             let why = if chosen {
                 ""
             } else {
                 " (the default; --engine to change)"
             };
-            eprintln!("solving with engine {kind}{why}");
-            Box::new(args.engine.build(false)?)
+            eprintln!("solving with engine {}{why}", engine.config.label());
+            Box::new(engine)
         }
     };
     std::fs::create_dir_all(&args.out)
@@ -363,5 +370,38 @@ impl Totals {
             self.tokens as f64 / n,
             peak_memory_mib().map_or("?".into(), |m| m.to_string())
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        engine: EngineArgs,
+    }
+
+    fn engine_args(args: &[&str]) -> EngineArgs {
+        Wrap::try_parse_from(std::iter::once("solve").chain(args.iter().copied()))
+            .unwrap()
+            .engine
+    }
+
+    #[test]
+    fn the_default_engine_keeps_options_given_explicitly() {
+        let mut e = engine_args(&[]);
+        solve_default(&mut e);
+        assert_eq!(e.choice, Some(EngineChoice::Local(EngineKind::Seed)));
+        assert_eq!(e.verify, Some(VerifyPolicy::Batched));
+        assert_eq!(e.drafter, Some(Drafter::Ngram));
+        assert!(e.adaptive_gamma && e.cost_aware && !e.no_dedup);
+
+        let mut e = engine_args(&["--drafter", "model", "--verify", "fcfs"]);
+        solve_default(&mut e);
+        assert_eq!(e.verify, Some(VerifyPolicy::Fcfs));
+        assert_eq!(e.drafter, Some(Drafter::Model));
     }
 }

@@ -12,7 +12,7 @@
 
 use super::branch::{Branch, Limits};
 use super::cost::CostModel;
-use super::engine::push_pending;
+use super::engine::{push_pending, Twin};
 use super::sampling::choose;
 use super::scheduler::Speculator;
 use super::{
@@ -49,6 +49,8 @@ struct Admitted {
     stream: bool,
     /// Its branches still in the batch.
     left: usize,
+    /// Samples that copy a branch's completion instead of being decoded.
+    twins: Vec<Twin>,
     completions: Vec<Completion>,
     stats: RunStats,
     start: Instant,
@@ -112,7 +114,7 @@ impl Engine {
     /// part from the next step on. `stream` asks for [`Event::Delta`]s.
     pub fn admit(&mut self, request: &Request, stream: bool) -> Result<RequestId> {
         let start = Instant::now();
-        let (mut branches, stats) = self.prepare(request)?;
+        let (mut branches, twins, stats) = self.prepare(request)?;
         if self.batch.is_idle() {
             // A fresh batch: rounds and the trace's clock start again.
             self.batch.start = start;
@@ -138,7 +140,8 @@ impl Engine {
             id,
             stream,
             left: branches.len(),
-            completions: Vec::with_capacity(branches.len()),
+            completions: Vec::with_capacity(branches.len() + twins.len()),
+            twins,
             stats,
             start,
             target_forwards_at: self.batch.counters.target_forwards,
@@ -282,12 +285,15 @@ impl Engine {
             if request.stream {
                 let text = b.take_delta();
                 if !text.is_empty() || b.is_done() {
-                    events.push(Event::Delta {
-                        request: request.id,
-                        choice: b.index,
-                        text,
-                        finish: b.finish,
-                    });
+                    let twins = request.twins.iter().filter(|t| t.of == b.index);
+                    for choice in std::iter::once(b.index).chain(twins.map(|t| t.choice)) {
+                        events.push(Event::Delta {
+                            request: request.id,
+                            choice,
+                            text: text.clone(),
+                            finish: b.finish,
+                        });
+                    }
                 }
             }
             if b.is_done() {
@@ -324,7 +330,13 @@ impl Engine {
                 .position(|r| r.id.0 == b.request)
                 .expect("admitted request");
             let r = &mut self.batch.requests[at];
-            r.completions.push(b.into_completion());
+            let index = b.index;
+            let completion = b.into_completion();
+            for t in r.twins.iter().filter(|t| t.of == index) {
+                r.stats.copied_tokens += completion.tokens.len();
+                r.completions.push(t.copy(&completion));
+            }
+            r.completions.push(completion);
             r.left -= 1;
             if r.left == 0 {
                 let r = self.batch.requests.remove(at);

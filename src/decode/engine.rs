@@ -4,8 +4,12 @@
 use super::batch::{Batch, Event};
 use super::branch::Branch;
 use super::prefix::PrefixCache;
-use super::{DecodeError, EngineConfig, EngineKind, Output, Request, Result, RunStats};
+use super::{
+    BranchStats, Completion, DecodeError, EngineConfig, EngineKind, Output, Request, Result,
+    RunStats,
+};
 use crate::model::{BatchToken, Model, SeqId, Token};
+use std::collections::HashMap;
 
 /// Most tokens of one prompt-processing forward.
 const PREFILL_CHUNK: usize = 1024;
@@ -121,18 +125,28 @@ impl Engine {
 
     /// Validates and tokenizes a request, processes its prompts and makes its
     /// branches (one per sample, draft attached for speculative engines).
-    pub(super) fn prepare(&mut self, request: &Request) -> Result<(Vec<Branch>, RunStats)> {
+    /// With `dedup_greedy`, a greedy request decodes each distinct prompt
+    /// once; the other samples are its twins and get copies of its completion.
+    pub(super) fn prepare(
+        &mut self,
+        request: &Request,
+    ) -> Result<(Vec<Branch>, Vec<Twin>, RunStats)> {
         request.validate()?;
-        let prompts = self.tokenize(request)?;
+        let all = self.tokenize(request)?;
         let mut stats = RunStats {
             engine: self.config.label(),
-            prompt_tokens: prompts.iter().map(Vec::len).sum(),
+            prompt_tokens: all.iter().map(Vec::len).sum(),
             ..RunStats::default()
         };
+        let greedy = self.config.dedup_greedy && request.sampling.temperature == 0.0;
+        let plan = Plan::new(&all, request.n, greedy);
+        let prompts: Vec<Vec<Token>> = plan.leaders.iter().map(|&p| all[p].clone()).collect();
         let cache = self.config.prefix_cache.then_some(&mut self.target_cache);
         let (roots, reused) = process_prompts(self.target.as_mut(), cache, &prompts)?;
-        stats.prompt_reused = reused;
-        let mut branches = branches_from(self.target.as_mut(), roots, &prompts, request)?;
+        // A twin's prompt is not processed at all: count it as reused.
+        stats.prompt_reused =
+            reused + stats.prompt_tokens - prompts.iter().map(Vec::len).sum::<usize>();
+        let mut branches = branches_from(self.target.as_mut(), roots, &prompts, &plan, request)?;
         let draft_len = self.config.shape().depth();
         for b in &mut branches {
             b.draft_len = draft_len;
@@ -144,12 +158,12 @@ impl Engine {
                 .expect("checked in Engine::new")
                 .as_mut();
             let cache = self.config.prefix_cache.then_some(&mut self.draft_cache);
-            if let Err(e) = attach_draft(draft, cache, &mut branches, &prompts) {
+            if let Err(e) = attach_draft(draft, cache, &mut branches, &prompts, plan.samples) {
                 self.release(&branches);
                 return Err(e);
             }
         }
-        Ok((branches, stats))
+        Ok((branches, plan.twins, stats))
     }
 
     /// Frees the sequences of branches.
@@ -186,18 +200,94 @@ impl Engine {
     }
 }
 
-/// Makes one branch per sample from the prompts' sequences (forks of them;
-/// the last sample takes the sequence itself).
+/// A sample that is not decoded: it copies the completion of the branch
+/// with choice index `of` (same prompt, greedy).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Twin {
+    pub of: usize,
+    /// Its own choice index (prompt-major) and place in the request.
+    pub choice: usize,
+    pub prompt_index: usize,
+    pub sample_index: usize,
+}
+
+impl Twin {
+    /// Its completion: the leader's tokens, none of the leader's work.
+    pub fn copy(&self, leader: &Completion) -> Completion {
+        Completion {
+            prompt_index: self.prompt_index,
+            sample_index: self.sample_index,
+            stats: BranchStats::default(),
+            ..leader.clone()
+        }
+    }
+}
+
+/// Which prompts are decoded, with how many samples each, and which samples
+/// copy another's completion instead.
+struct Plan {
+    /// Indices of the prompts decoded, in order.
+    leaders: Vec<usize>,
+    /// Samples decoded per leading prompt.
+    samples: usize,
+    /// Request-wide samples per prompt (for choice indices).
+    n: usize,
+    twins: Vec<Twin>,
+}
+
+impl Plan {
+    /// Every sample decoded, or with `greedy` one sample of each distinct
+    /// prompt: at temperature 0 the others would be the same tokens.
+    fn new(prompts: &[Vec<Token>], n: usize, greedy: bool) -> Self {
+        if !greedy {
+            return Plan {
+                leaders: (0..prompts.len()).collect(),
+                samples: n,
+                n,
+                twins: Vec::new(),
+            };
+        }
+        let mut first: HashMap<&[Token], usize> = HashMap::new();
+        let (mut leaders, mut twins) = (Vec::new(), Vec::new());
+        for (p, prompt) in prompts.iter().enumerate() {
+            let leader = *first.entry(prompt).or_insert_with(|| {
+                leaders.push(p);
+                p
+            });
+            for s in 0..n {
+                if (p, s) != (leader, 0) {
+                    twins.push(Twin {
+                        of: leader * n,
+                        choice: p * n + s,
+                        prompt_index: p,
+                        sample_index: s,
+                    });
+                }
+            }
+        }
+        Plan {
+            leaders,
+            samples: 1,
+            n,
+            twins,
+        }
+    }
+}
+
+/// Makes the decoded samples' branches from their prompts' sequences (forks
+/// of them; the last sample takes the sequence itself).
 fn branches_from(
     model: &mut dyn Model,
     roots: Vec<SeqId>,
     prompts: &[Vec<Token>],
+    plan: &Plan,
     request: &Request,
 ) -> Result<Vec<Branch>> {
-    let mut branches = Vec::with_capacity(prompts.len() * request.n);
-    for (p, (&root, prompt)) in roots.iter().zip(prompts).enumerate() {
-        for s in 0..request.n {
-            let seq = if s + 1 == request.n {
+    let mut branches = Vec::with_capacity(prompts.len() * plan.samples);
+    for (j, (&root, prompt)) in roots.iter().zip(prompts).enumerate() {
+        let p = plan.leaders[j];
+        for s in 0..plan.samples {
+            let seq = if s + 1 == plan.samples {
                 root
             } else {
                 match model.fork(root) {
@@ -207,14 +297,14 @@ fn branches_from(
                         for seq in branches.iter().map(|b: &Branch| b.target_seq) {
                             model.release(seq);
                         }
-                        for &root in &roots[p..] {
+                        for &root in &roots[j..] {
                             model.release(root);
                         }
                         return Err(e.into());
                     }
                 }
             };
-            let mut b = Branch::new(branches.len(), p, s, prompt, request.seed, seq);
+            let mut b = Branch::new(p * plan.n + s, p, s, prompt, request.seed, seq);
             b.target_cached = prompt.len() - 1;
             branches.push(b);
         }
@@ -261,20 +351,19 @@ fn process_prompts(
     Ok((seqs, 0))
 }
 
+/// Gives every branch a draft sequence: branches come `samples` per prompt,
+/// in the prompts' order.
 fn attach_draft(
     draft: &mut dyn Model,
     cache: Option<&mut PrefixCache>,
     branches: &mut [Branch],
     prompts: &[Vec<Token>],
+    samples: usize,
 ) -> Result<()> {
     let (roots, _) = process_prompts(draft, cache, prompts)?;
-    let mut last_user = vec![None; roots.len()];
-    for (i, b) in branches.iter().enumerate() {
-        last_user[b.prompt_index] = Some(i);
-    }
     for (i, b) in branches.iter_mut().enumerate() {
-        let root = roots[b.prompt_index];
-        b.draft_seq = Some(if last_user[b.prompt_index] == Some(i) {
+        let root = roots[i / samples];
+        b.draft_seq = Some(if i % samples == samples - 1 {
             root
         } else {
             draft.fork(root)?
@@ -294,5 +383,30 @@ pub(crate) fn push_pending(batch: &mut Vec<BatchToken>, b: &Branch, seqs: &[SeqI
             seqs: seqs.to_vec(),
             logits: pos + 1 == n,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_greedy_plan_decodes_each_distinct_prompt_once() {
+        let prompts = vec![vec![1, 2], vec![3], vec![1, 2]];
+        let plan = Plan::new(&prompts, 2, true);
+        assert_eq!((plan.leaders.as_slice(), plan.samples), (&[0, 1][..], 1));
+        let twins: Vec<_> = plan
+            .twins
+            .iter()
+            .map(|t| (t.of, t.choice, t.prompt_index, t.sample_index))
+            .collect();
+        assert_eq!(
+            twins,
+            [(0, 1, 0, 1), (2, 3, 1, 1), (0, 4, 2, 0), (0, 5, 2, 1)]
+        );
+
+        let all = Plan::new(&prompts, 2, false);
+        assert_eq!((all.leaders.as_slice(), all.samples), (&[0, 1, 2][..], 2));
+        assert!(all.twins.is_empty());
     }
 }

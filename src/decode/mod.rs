@@ -265,6 +265,10 @@ pub struct EngineConfig {
     /// of the target forward, from the forward costs and acceptance seen so
     /// far (chains only; see `cost`).
     pub cost_aware: bool,
+    /// Decode a greedy request's identical samples (same prompt, temperature
+    /// 0) once and copy the completion: they would be the same tokens. Off by
+    /// default so that tests exercise every branch; the command line turns it on.
+    pub dedup_greedy: bool,
 }
 
 impl Default for EngineConfig {
@@ -279,6 +283,7 @@ impl Default for EngineConfig {
             drafter: Drafter::Model,
             adaptive_gamma: false,
             cost_aware: false,
+            dedup_greedy: false,
         }
     }
 }
@@ -314,6 +319,9 @@ impl EngineConfig {
             if self.cost_aware {
                 label += "+cost";
             }
+        }
+        if self.dedup_greedy {
+            label += "+dedup";
         }
         label
     }
@@ -407,6 +415,8 @@ pub struct RunStats {
     /// shared with another prompt of the request.
     pub prompt_reused: usize,
     pub generated_tokens: usize,
+    /// Generated tokens copied from an identical greedy sample (not decoded).
+    pub copied_tokens: usize,
     pub target_forwards: usize,
     pub draft_forwards: usize,
     pub drafted: usize,
@@ -420,6 +430,7 @@ impl RunStats {
         self.prompt_tokens += other.prompt_tokens;
         self.prompt_reused += other.prompt_reused;
         self.generated_tokens += other.generated_tokens;
+        self.copied_tokens += other.copied_tokens;
         self.target_forwards += other.target_forwards;
         self.draft_forwards += other.draft_forwards;
         self.drafted += other.drafted;
