@@ -237,20 +237,22 @@ pub fn dataset_problems(
 /// draft lengths was the fastest configuration of `seed bench` on GSM8K and
 /// Game of 24 with the default target on a 2-core CPU (README, "Tree-search
 /// benchmark"). Options given explicitly keep their values.
-fn solve_default(engine: &mut EngineArgs) {
-    engine.choice = Some(EngineChoice::Local(EngineKind::Seed));
+fn solve_default(engine: &mut EngineArgs) -> EngineChoice {
+    let choice = EngineChoice::Local(EngineKind::Seed);
+    engine.choice = Some(choice.clone());
     engine.verify.get_or_insert(VerifyPolicy::Batched);
     engine.drafter.get_or_insert(Drafter::Ngram);
     engine.adaptive_gamma = true;
     engine.cost_aware = true;
+    choice
 }
 
 pub fn run(mut args: SolveArgs) -> Result<()> {
     let chosen = args.engine.choice.is_some();
-    if !chosen {
-        solve_default(&mut args.engine);
-    }
-    let choice = args.engine.choice.clone().expect("set above");
+    let choice = match args.engine.choice.clone() {
+        Some(choice) => choice,
+        None => solve_default(&mut args.engine),
+    };
     // Problems and settings are checked before any model is loaded or fetched.
     let problems = problems(&args)?;
     let config = args.search.config(args.task, args.temperature)?;

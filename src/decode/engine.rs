@@ -132,7 +132,7 @@ impl Engine {
         request: &Request,
     ) -> Result<(Vec<Branch>, Vec<Twin>, RunStats)> {
         request.validate()?;
-        let all = self.tokenize(request)?;
+        let mut all = self.tokenize(request)?;
         let mut stats = RunStats {
             engine: self.config.label(),
             prompt_tokens: all.iter().map(Vec::len).sum(),
@@ -140,7 +140,11 @@ impl Engine {
         };
         let greedy = self.config.dedup_greedy && request.sampling.temperature == 0.0;
         let plan = Plan::new(&all, request.n, greedy);
-        let prompts: Vec<Vec<Token>> = plan.leaders.iter().map(|&p| all[p].clone()).collect();
+        let prompts: Vec<Vec<Token>> = plan
+            .leaders
+            .iter()
+            .map(|&p| std::mem::take(&mut all[p]))
+            .collect();
         let cache = self.config.prefix_cache.then_some(&mut self.target_cache);
         let (roots, reused) = process_prompts(self.target.as_mut(), cache, &prompts)?;
         // A twin's prompt is not processed at all: count it as reused.
@@ -230,8 +234,6 @@ struct Plan {
     leaders: Vec<usize>,
     /// Samples decoded per leading prompt.
     samples: usize,
-    /// Request-wide samples per prompt (for choice indices).
-    n: usize,
     twins: Vec<Twin>,
 }
 
@@ -243,7 +245,6 @@ impl Plan {
             return Plan {
                 leaders: (0..prompts.len()).collect(),
                 samples: n,
-                n,
                 twins: Vec::new(),
             };
         }
@@ -268,7 +269,6 @@ impl Plan {
         Plan {
             leaders,
             samples: 1,
-            n,
             twins,
         }
     }
@@ -304,7 +304,7 @@ fn branches_from(
                     }
                 }
             };
-            let mut b = Branch::new(p * plan.n + s, p, s, prompt, request.seed, seq);
+            let mut b = Branch::new(p * request.n + s, p, s, prompt, request.seed, seq);
             b.target_cached = prompt.len() - 1;
             branches.push(b);
         }
