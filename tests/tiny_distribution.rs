@@ -123,6 +123,7 @@ fn engine_pairs(
         drafter,
         adaptive_gamma: drafter == Drafter::Ngram,
         cost_aware: verify == VerifyPolicy::Batched && tree.is_none(),
+        ngram_history: false,
         // Every sample decoded: the point is to exercise every branch.
         dedup_greedy: false,
     };

@@ -35,6 +35,7 @@ fn engine((kind, tree, verify, drafter, length): Config) -> Engine {
         drafter,
         adaptive_gamma: length != Length::Fixed,
         cost_aware: length == Length::Cost,
+        ngram_history: drafter != Drafter::Model,
         // Every sample decoded: the point is to exercise every branch.
         dedup_greedy: false,
     };
@@ -136,6 +137,37 @@ fn ngram_drafts_from_a_finished_sibling_are_accepted() {
             assert_eq!(s.draft_forwards, 0, "{s:?}");
         }
     }
+}
+
+#[test]
+fn ngram_drafts_come_from_past_requests_until_forgotten() {
+    // Asked again, a greedy request finds its whole completion among the
+    // engine's past requests: its prompt's end is followed by it.
+    let req = request(&["what is two plus two?"], 1, 40);
+    let ar = engine(AR).generate(&req).unwrap();
+    let config = (
+        EngineKind::Seed,
+        None,
+        VerifyPolicy::Batched,
+        Drafter::Ngram,
+        Length::Adaptive,
+    );
+    let mut e = engine(config);
+    let first = e.generate(&req).unwrap();
+    let again = e.generate(&req).unwrap();
+    e.forget_past_requests();
+    let cold = e.generate(&req).unwrap();
+    for out in [&first, &again, &cold] {
+        assert_eq!(tokens(out), tokens(&ar));
+    }
+    let (f, a, c) = (&first.stats, &again.stats, &cold.stats);
+    assert!(a.accepted >= 30 && a.accepted > f.accepted, "{f:?}\n{a:?}");
+    assert!(2 * a.target_forwards < f.target_forwards, "{f:?}\n{a:?}");
+    // Forgotten: drafted as the first time.
+    assert_eq!(
+        (c.drafted, c.accepted, c.target_forwards),
+        (f.drafted, f.accepted, f.target_forwards)
+    );
 }
 
 #[test]

@@ -30,12 +30,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Configurations to compare, comma-separated:
-    /// ENGINE[-fcfs|-batched][+pc][+ngram|+ngram-only][+adaptive][+cost][+dedup]
+    /// ENGINE[-fcfs|-batched][+pc][+ngram|+ngram-only][+adaptive][+cost][+history][+dedup]
     /// (ENGINE ar, sd, mcsd or seed; +pc keeps prompt prefixes across
     /// requests; +ngram drafts by n-gram lookup first, +ngram-only without
     /// the draft model; +adaptive adapts draft lengths; +cost verifies only
-    /// the draft tokens that pay for their rows; +dedup decodes identical
-    /// greedy samples once).
+    /// the draft tokens that pay for their rows; +history lets n-gram
+    /// lookups search past requests too; +dedup decodes identical greedy
+    /// samples once).
     #[arg(long, default_value = "ar,ar+pc,sd,seed+pc,seed-batched+pc")]
     pub engines: String,
     #[command(flatten)]
@@ -77,6 +78,7 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
         let rest = parts.next().unwrap_or_default();
         let (mut prefix_cache, mut drafter) = (false, Drafter::Model);
         let (mut adaptive_gamma, mut cost_aware, mut dedup_greedy) = (false, false, false);
+        let mut ngram_history = false;
         for option in parts {
             match option {
                 "pc" => prefix_cache = true,
@@ -84,9 +86,10 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
                 "ngram-only" => drafter = Drafter::Ngram,
                 "adaptive" => adaptive_gamma = true,
                 "cost" => cost_aware = true,
+                "history" => ngram_history = true,
                 "dedup" => dedup_greedy = true,
                 _ => bail!(
-                    "--engines {name:?}: unknown option +{option} (expected +pc, +ngram, +ngram-only, +adaptive, +cost or +dedup)"
+                    "--engines {name:?}: unknown option +{option} (expected +pc, +ngram, +ngram-only, +adaptive, +cost, +history or +dedup)"
                 ),
             }
         }
@@ -116,6 +119,7 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
             drafter,
             adaptive_gamma,
             cost_aware,
+            ngram_history,
             dedup_greedy,
         };
         engine
@@ -179,6 +183,8 @@ pub struct ConfigResult {
     pub generated_tokens: usize,
     pub prompt_tokens: usize,
     pub prompt_tokens_reused: usize,
+    /// Seconds of prompt processing, which no decoding method shortens.
+    pub prompt_s: f64,
     pub requests: usize,
     pub correct: usize,
     pub problems: usize,
@@ -234,7 +240,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         for (i, c) in configs.iter().enumerate() {
             bar.set_message(format!("{} {}: {}", p.task.name(), p.label, c.name));
             engine.config = c.engine.clone();
-            engine.clear_prefix_caches();
+            engine.forget_past_requests();
             let mut recorder = Recorder {
                 engine: &mut engine,
                 stats: RunStats::default(),
@@ -298,6 +304,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         r.generated_tokens = s.generated_tokens;
         r.prompt_tokens = s.prompt_tokens;
         r.prompt_tokens_reused = s.prompt_reused;
+        r.prompt_s = s.prompt_s;
     }
 
     let table = render_table(&results, &configs[reference].name);
@@ -409,9 +416,10 @@ fn render_table(results: &[ConfigResult], reference: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>15} {:>6} {:>9}",
+        "{:<18} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>15} {:>6} {:>9}",
         "config",
         "wall s",
+        "prompt s",
         "vs ar",
         "vs sd",
         "tok/s",
@@ -425,9 +433,10 @@ fn render_table(results: &[ConfigResult], reference: &str) -> String {
     for r in results {
         let _ = writeln!(
             out,
-            "{:<18} {:>8.1} {:>7} {:>7} {:>7.1} {:>6.0}% {:>8.2} {:>9.3} {:>15} {:>6} {:>9}",
+            "{:<18} {:>8.1} {:>8.1} {:>7} {:>7} {:>7.1} {:>6.0}% {:>8.2} {:>9.3} {:>15} {:>6} {:>9}",
             r.config,
             r.wall_s,
+            r.prompt_s,
             fmt_speedup(r.speedup_vs_ar),
             fmt_speedup(r.speedup_vs_sd),
             r.tokens_per_s,
@@ -450,13 +459,13 @@ fn render_table(results: &[ConfigResult], reference: &str) -> String {
 
 fn render_csv(results: &[ConfigResult]) -> String {
     let mut out = String::from(
-        "config,engine,wall_s,speedup_vs_ar,speedup_vs_sd,tokens_per_s,accept_rate,accepted_per_target_forward,target_forwards_per_token,generated_tokens,prompt_tokens,prompt_tokens_reused,requests,correct,problems,identical\n",
+        "config,engine,wall_s,speedup_vs_ar,speedup_vs_sd,tokens_per_s,accept_rate,accepted_per_target_forward,target_forwards_per_token,generated_tokens,prompt_tokens,prompt_tokens_reused,prompt_s,requests,correct,problems,identical\n",
     );
     let opt = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.4}"));
     for r in results {
         let _ = writeln!(
             out,
-            "{},{},{:.3},{},{},{:.3},{:.4},{:.4},{:.4},{},{},{},{},{},{},{}",
+            "{},{},{:.3},{},{},{:.3},{:.4},{:.4},{:.4},{},{},{},{:.3},{},{},{},{}",
             r.config,
             r.engine,
             r.wall_s,
@@ -469,6 +478,7 @@ fn render_csv(results: &[ConfigResult]) -> String {
             r.generated_tokens,
             r.prompt_tokens,
             r.prompt_tokens_reused,
+            r.prompt_s,
             r.requests,
             r.correct,
             r.problems,
@@ -490,11 +500,13 @@ mod tests {
         assert_eq!(c[2].engine.kind, EngineKind::Seed);
         assert_eq!(c[2].engine.verify, VerifyPolicy::Batched);
         let c = parse_configs(
-            "seed-batched+pc+ngram+adaptive,sd+ngram-only+cost",
+            "seed-batched+pc+ngram+adaptive,sd+ngram-only+cost+history",
             3,
             &None,
         )
         .unwrap();
+        assert!(!c[0].engine.ngram_history && c[1].engine.ngram_history);
+        assert!(c[1].engine.label().ends_with("+cost+history"));
         assert_eq!(c[0].engine.drafter, Drafter::NgramModel);
         assert!(c[0].engine.prefix_cache && c[0].engine.adaptive_gamma);
         assert!(!c[0].engine.cost_aware && c[1].engine.cost_aware);
@@ -508,6 +520,8 @@ mod tests {
             "seed+cache",
             "mcsd+adaptive",
             "mcsd+cost",
+            "ar+history",
+            "seed+history",
         ] {
             assert!(parse_configs(bad, 3, &None).is_err(), "{bad:?}");
         }

@@ -102,6 +102,10 @@ pub struct EngineArgs {
     /// acceptance (chains only).
     #[arg(long)]
     pub cost_aware: bool,
+    /// N-gram drafts also from past requests' prompt ends and completions
+    /// (a search's calls end alike and answer alike).
+    #[arg(long)]
+    pub ngram_history: bool,
     /// Decode every sample even where several are bound to be identical
     /// (same prompt at temperature 0); by default one is decoded and copied.
     #[arg(long)]
@@ -133,6 +137,7 @@ impl EngineArgs {
             drafter: self.drafter.unwrap_or(Drafter::Model),
             adaptive_gamma: self.adaptive_gamma,
             cost_aware: self.cost_aware,
+            ngram_history: self.ngram_history,
             dedup_greedy: !self.no_dedup,
         };
         // Before loading (or fetching) any model.

@@ -13,6 +13,7 @@
 use super::branch::{Branch, Limits};
 use super::cost::CostModel;
 use super::engine::{push_pending, Twin};
+use super::ngram::History;
 use super::sampling::choose;
 use super::scheduler::Speculator;
 use super::{
@@ -77,6 +78,8 @@ pub(crate) struct Batch {
     /// Forward costs and acceptance learnt for cost-aware drafting (kept
     /// for the engine's life: they describe the machine and the models).
     cost: CostModel,
+    /// Past requests' prompt ends and completions, for n-gram drafts.
+    pub(super) history: History,
 }
 
 impl Default for Batch {
@@ -91,6 +94,7 @@ impl Default for Batch {
             counters: RunStats::default(),
             trace: Vec::new(),
             cost: CostModel::default(),
+            history: History::default(),
         }
     }
 }
@@ -249,6 +253,7 @@ impl Engine {
             adaptive_gamma: self.config.adaptive_gamma,
             cost: self.config.cost_aware.then_some(&mut batch.cost),
             finished: &finished,
+            history: &batch.history,
             stats: &mut batch.counters,
             start: batch.start,
             trace: self.config.trace.then_some(&mut batch.trace),
@@ -330,6 +335,10 @@ impl Engine {
                 .position(|r| r.id.0 == b.request)
                 .expect("admitted request");
             let r = &mut self.batch.requests[at];
+            if self.config.ngram_history && self.config.drafter.uses_ngrams() {
+                let (prompt, generated) = b.tokens.split_at(b.prompt_len);
+                self.batch.history.record(prompt, generated, b.ended_by);
+            }
             let index = b.index;
             let completion = b.into_completion();
             for t in r.twins.iter().filter(|t| t.of == index) {

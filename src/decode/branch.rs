@@ -27,6 +27,8 @@ pub(crate) struct Branch {
     /// Length of `text` to report (cut before a stop string).
     pub text_len: usize,
     pub finish: Option<FinishReason>,
+    /// The end token the target chose, if one ended it (not in `tokens`).
+    pub ended_by: Option<Token>,
     /// Separate streams so that results do not depend on scheduling order.
     pub target_rng: ChaCha8Rng,
     pub draft_rng: ChaCha8Rng,
@@ -84,6 +86,7 @@ impl Branch {
             text: Vec::new(),
             text_len: 0,
             finish: None,
+            ended_by: None,
             target_rng: stream(2 * index as u64),
             draft_rng: stream(2 * index as u64 + 1),
             stats: BranchStats::default(),
@@ -129,6 +132,7 @@ impl Branch {
         }
         if model.is_end(token) {
             self.finish = Some(FinishReason::Stop);
+            self.ended_by = Some(token);
             return false;
         }
         self.tokens.push(token);

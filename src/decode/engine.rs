@@ -78,8 +78,10 @@ impl Engine {
         })
     }
 
-    /// Forgets every cached prompt prefix (so that a measurement starts cold).
-    pub fn clear_prefix_caches(&mut self) {
+    /// Forgets every cached prompt prefix and the past requests kept for
+    /// n-gram drafts (so that a measurement starts cold).
+    pub fn forget_past_requests(&mut self) {
+        self.batch.history.clear();
         self.target_cache.clear(self.target.as_mut());
         if let Some(d) = self.draft.as_mut() {
             self.draft_cache.clear(d.as_mut());
@@ -132,6 +134,7 @@ impl Engine {
         request: &Request,
     ) -> Result<(Vec<Branch>, Vec<Twin>, RunStats)> {
         request.validate()?;
+        let start = std::time::Instant::now();
         let mut all = self.tokenize(request)?;
         let mut stats = RunStats {
             engine: self.config.label(),
@@ -167,6 +170,7 @@ impl Engine {
                 return Err(e);
             }
         }
+        stats.prompt_s = start.elapsed().as_secs_f64();
         Ok((branches, plan.twins, stats))
     }
 

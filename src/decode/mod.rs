@@ -265,6 +265,10 @@ pub struct EngineConfig {
     /// of the target forward, from the forward costs and acceptance seen so
     /// far (chains only; see `cost`).
     pub cost_aware: bool,
+    /// N-gram drafters also look up past requests' prompt ends and
+    /// completions for greedy branches, where they match a longer suffix than
+    /// the request's own text (see `ngram::History`).
+    pub ngram_history: bool,
     /// Decode a greedy request's identical samples (same prompt, temperature
     /// 0) once and copy the completion: they would be the same tokens. Off by
     /// default so that tests exercise every branch; the command line turns it on.
@@ -283,6 +287,7 @@ impl Default for EngineConfig {
             drafter: Drafter::Model,
             adaptive_gamma: false,
             cost_aware: false,
+            ngram_history: false,
             dedup_greedy: false,
         }
     }
@@ -319,6 +324,9 @@ impl EngineConfig {
             if self.cost_aware {
                 label += "+cost";
             }
+            if self.ngram_history && self.drafter.uses_ngrams() {
+                label += "+history";
+            }
         }
         if self.dedup_greedy {
             label += "+dedup";
@@ -338,6 +346,9 @@ impl EngineConfig {
         }
         if self.cost_aware && tree {
             return Err("cost-aware drafting needs a chain draft, not a tree".into());
+        }
+        if self.ngram_history && (self.kind == EngineKind::Ar || !self.drafter.uses_ngrams()) {
+            return Err("the n-gram history needs an n-gram drafter (ngram or ngram+model)".into());
         }
         Ok(())
     }
@@ -414,6 +425,8 @@ pub struct RunStats {
     /// Prompt tokens of the target not computed: found in the prefix cache or
     /// shared with another prompt of the request.
     pub prompt_reused: usize,
+    /// Seconds spent processing prompts (target and draft), before decoding.
+    pub prompt_s: f64,
     pub generated_tokens: usize,
     /// Generated tokens copied from an identical greedy sample (not decoded).
     pub copied_tokens: usize,
@@ -429,6 +442,7 @@ impl RunStats {
         self.wall_s += other.wall_s;
         self.prompt_tokens += other.prompt_tokens;
         self.prompt_reused += other.prompt_reused;
+        self.prompt_s += other.prompt_s;
         self.generated_tokens += other.generated_tokens;
         self.copied_tokens += other.copied_tokens;
         self.target_forwards += other.target_forwards;

@@ -2,11 +2,18 @@
 //! where they occurred before (prompt lookup), in the branch's own prompt
 //! and text or in its sibling branches'. Free to produce, and verified like
 //! any draft, so the output is the target's.
+//!
+//! Beyond the request, a [`History`] keeps the ends of recent requests'
+//! prompts with their completions: a tree search sends many calls whose
+//! prompts end alike and whose answers follow the same patterns (llama.cpp's
+//! lookup decoding keeps such a cache across generations, SuffixDecoding a
+//! suffix tree of past outputs). There the longest match of the context wins.
 
 use crate::model::Token;
+use std::collections::VecDeque;
 
 /// Longest and shortest suffix of the context looked up (longest first).
-const MAX_N: usize = 4;
+pub(crate) const MAX_N: usize = 4;
 const MIN_N: usize = 2;
 
 /// Up to `len` tokens that followed the longest suffix of `context` (of
@@ -35,9 +42,65 @@ pub(crate) fn lookup(context: &[Token], others: &[&[Token]], len: usize) -> Vec<
     Vec::new()
 }
 
+/// Requests remembered by a [`History`].
+const HISTORY_ENTRIES: usize = 64;
+/// Prompt tokens kept per request, before its completion: enough to tell
+/// apart prompts that end with the same instructions.
+const HISTORY_PROMPT_TAIL: usize = 64;
+/// Longest context suffix a history lookup compares.
+const MAX_HISTORY_KEY: usize = 32;
+
+/// The ends of recent requests' prompts, each followed by its completion (and
+/// the end token that closed it, so that a lookup can draft the end too).
+#[derive(Debug, Default)]
+pub(crate) struct History {
+    /// Newest first.
+    entries: VecDeque<Vec<Token>>,
+}
+
+impl History {
+    pub fn record(&mut self, prompt: &[Token], generated: &[Token], end: Option<Token>) {
+        let tail = &prompt[prompt.len().saturating_sub(HISTORY_PROMPT_TAIL)..];
+        let entry: Vec<Token> = tail.iter().chain(generated).chain(&end).copied().collect();
+        self.entries.push_front(entry);
+        self.entries.truncate(HISTORY_ENTRIES);
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Up to `len` tokens that followed the longest suffix of `context`
+    /// found in the history, if that suffix is at least `min_key` tokens long
+    /// (at equal lengths the newest entry, then its latest place, wins).
+    pub fn lookup(&self, context: &[Token], min_key: usize, len: usize) -> Vec<Token> {
+        let Some(&last) = context.last().filter(|_| len > 0) else {
+            return Vec::new();
+        };
+        let mut best: Option<(usize, &[Token])> = None;
+        for entry in &self.entries {
+            // A match must be followed by at least one token.
+            for end in (0..entry.len().saturating_sub(1)).rev() {
+                if entry[end] != last {
+                    continue;
+                }
+                let key = (1..=MAX_HISTORY_KEY.min(end + 1).min(context.len()))
+                    .take_while(|&k| entry[end + 1 - k] == context[context.len() - k])
+                    .count();
+                if key >= min_key.max(MIN_N) && best.is_none_or(|(b, _)| key > b) {
+                    best = Some((key, &entry[end + 1..]));
+                }
+            }
+        }
+        best.map_or_else(Vec::new, |(_, rest)| {
+            rest.iter().take(len).copied().collect()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::lookup;
+    use super::{lookup, History};
 
     #[test]
     fn continues_the_latest_earlier_occurrence() {
@@ -70,5 +133,46 @@ mod tests {
             "1-grams are too weak"
         );
         assert!(lookup(&[], &[], 3).is_empty());
+    }
+
+    #[test]
+    fn history_drafts_what_followed_the_longest_match() {
+        let mut history = History::default();
+        // Two requests whose prompts end alike ("7 8 9"), then a third.
+        history.record(&[1, 2, 7, 8, 9], &[20, 21], Some(0));
+        history.record(&[3, 4, 7, 8, 9], &[30, 31], None);
+        history.record(&[5, 6], &[40], None);
+        // "2 7 8 9" matches the oldest entry longer than "7 8 9" the newer one.
+        assert_eq!(history.lookup(&[2, 7, 8, 9], 2, 5), vec![20, 21, 0]);
+        // At equal length the newest entry wins.
+        assert_eq!(history.lookup(&[5, 7, 8, 9], 2, 1), vec![30]);
+        // Inside a completion; no match shorter than asked.
+        assert_eq!(history.lookup(&[9, 30], 2, 5), vec![31]);
+        assert!(history.lookup(&[9, 30], 3, 5).is_empty());
+        // A match at an entry's end has nothing to draft.
+        assert!(history.lookup(&[30, 31], 2, 5).is_empty());
+        assert!(history.lookup(&[], 2, 5).is_empty());
+        history.clear();
+        assert!(history.lookup(&[2, 7, 8, 9], 2, 5).is_empty());
+    }
+
+    #[test]
+    fn history_keeps_the_newest_entries_and_prompt_ends() {
+        let mut history = History::default();
+        let long_prompt: Vec<u32> = (1000..1000 + 2 * super::HISTORY_PROMPT_TAIL as u32).collect();
+        history.record(&long_prompt, &[7], None);
+        // The prompt's start is forgotten, its end kept.
+        assert!(history.lookup(&[1000, 1001], 2, 1).is_empty());
+        let end = &long_prompt[long_prompt.len() - 2..];
+        assert_eq!(history.lookup(end, 2, 3), vec![7]);
+        for i in 0..super::HISTORY_ENTRIES as u32 {
+            history.record(&[1, 2], &[100 + i], None);
+        }
+        // The oldest entry has left; the newest answers.
+        assert!(history.lookup(end, 2, 1).is_empty());
+        assert_eq!(
+            history.lookup(&[1, 2], 2, 1),
+            vec![100 + super::HISTORY_ENTRIES as u32 - 1]
+        );
     }
 }

@@ -37,6 +37,8 @@ pub(crate) struct Speculator<'a> {
     pub cost: Option<&'a mut CostModel>,
     /// Generated tokens of the finished branches of each request in the batch.
     pub finished: &'a [(u64, &'a [Token])],
+    /// Past requests, for n-gram drafts (empty unless kept).
+    pub history: &'a ngram::History,
     pub stats: &'a mut RunStats,
     pub start: Instant,
     pub trace: Option<&'a mut Vec<TraceEvent>>,
@@ -129,7 +131,7 @@ impl Speculator<'_> {
             .zip(&depths)
             .map(|(&i, &depth)| {
                 let chain = if self.drafter.uses_ngrams() {
-                    ngram_draft(branches, self.finished, i, depth)
+                    ngram_draft(branches, self.finished, self.history, i, depth)
                 } else {
                     Vec::new()
                 };
@@ -420,10 +422,15 @@ impl Speculator<'_> {
 
 /// The n-gram draft of branch `i`: looked up in its own prompt and text,
 /// then in the other branches of its request (their text, and the prompts of
-/// other prompts), then in its request's finished branches.
+/// other prompts), then in its request's finished branches; for a greedy
+/// branch, past requests' where they match a longer suffix of its context
+/// than those could. (A sampled token depends on the draft it was verified
+/// against, so a sampled branch drafts from its own request only: its output
+/// stays a function of its request and seed.)
 fn ngram_draft(
     branches: &[Branch],
     finished: &[(u64, &[Token])],
+    history: &ngram::History,
     i: usize,
     len: usize,
 ) -> Vec<Token> {
@@ -446,7 +453,21 @@ fn ngram_draft(
             .filter(|(request, _)| *request == b.request)
             .map(|(_, tokens)| *tokens),
     );
-    ngram::lookup(&b.tokens, &others, len)
+    let local = ngram::lookup(&b.tokens, &others, len);
+    if !b.sampling.is_greedy() {
+        return local;
+    }
+    let min_key = if local.is_empty() {
+        0
+    } else {
+        ngram::MAX_N + 1
+    };
+    let past = history.lookup(&b.tokens, min_key, len);
+    if past.is_empty() {
+        local
+    } else {
+        past
+    }
 }
 
 /// Position in the draft sequence of drafted node `node`.
