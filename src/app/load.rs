@@ -67,8 +67,9 @@ impl std::str::FromStr for EngineChoice {
 pub struct EngineArgs {
     /// ar, sd, mcsd or seed; `seed solve` also takes an OpenAI-compatible
     /// server's URL (http://HOST:PORT/v1). Default: seed (for `seed solve`
-    /// with batched verification, n-gram drafts, adaptive and cost-aware
-    /// draft lengths: the fastest configuration of `seed bench`; see README).
+    /// with batched verification, n-gram drafts (past requests' too),
+    /// adaptive and cost-aware draft lengths: the fastest configuration of
+    /// `seed bench`; see README).
     #[arg(long = "engine")]
     pub choice: Option<EngineChoice>,
     #[command(flatten)]

@@ -233,10 +233,11 @@ pub fn dataset_problems(
 }
 
 /// `seed solve`'s engine unless `--engine` is given: `seed` with batched
-/// verification of n-gram drafts (no draft model), adaptive and cost-aware
-/// draft lengths was the fastest configuration of `seed bench` on GSM8K and
-/// Game of 24 with the default target on a 2-core CPU (README, "Tree-search
-/// benchmark"). Options given explicitly keep their values.
+/// verification of n-gram drafts (no draft model, past requests included),
+/// adaptive and cost-aware draft lengths was the fastest configuration of
+/// `seed bench` on GSM8K and Game of 24 with the default target on a 2-core
+/// CPU (README, "Tree-search benchmark"). Options given explicitly keep their
+/// values.
 fn solve_default(engine: &mut EngineArgs) -> EngineChoice {
     let choice = EngineChoice::Local(EngineKind::Seed);
     engine.choice = Some(choice.clone());
@@ -244,6 +245,8 @@ fn solve_default(engine: &mut EngineArgs) -> EngineChoice {
     engine.drafter.get_or_insert(Drafter::Ngram);
     engine.adaptive_gamma = true;
     engine.cost_aware = true;
+    // Past requests are n-gram sources only for n-gram drafters.
+    engine.ngram_history |= engine.drafter.is_some_and(|d| d.uses_ngrams());
     choice
 }
 
@@ -399,11 +402,12 @@ mod tests {
         assert_eq!(e.choice, Some(EngineChoice::Local(EngineKind::Seed)));
         assert_eq!(e.verify, Some(VerifyPolicy::Batched));
         assert_eq!(e.drafter, Some(Drafter::Ngram));
-        assert!(e.adaptive_gamma && e.cost_aware && !e.no_dedup);
+        assert!(e.adaptive_gamma && e.cost_aware && e.ngram_history && !e.no_dedup);
 
         let mut e = engine_args(&["--drafter", "model", "--verify", "fcfs"]);
         solve_default(&mut e);
         assert_eq!(e.verify, Some(VerifyPolicy::Fcfs));
         assert_eq!(e.drafter, Some(Drafter::Model));
+        assert!(!e.ngram_history, "the draft model has no history");
     }
 }

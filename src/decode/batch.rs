@@ -335,7 +335,7 @@ impl Engine {
                 .position(|r| r.id.0 == b.request)
                 .expect("admitted request");
             let r = &mut self.batch.requests[at];
-            if self.config.ngram_history && self.config.drafter.uses_ngrams() {
+            if self.config.ngram_history {
                 let (prompt, generated) = b.tokens.split_at(b.prompt_len);
                 self.batch.history.record(prompt, generated, b.ended_by);
             }

@@ -324,7 +324,7 @@ impl EngineConfig {
             if self.cost_aware {
                 label += "+cost";
             }
-            if self.ngram_history && self.drafter.uses_ngrams() {
+            if self.ngram_history {
                 label += "+history";
             }
         }
