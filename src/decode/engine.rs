@@ -141,7 +141,7 @@ impl Engine {
             prompt_tokens: all.iter().map(Vec::len).sum(),
             ..RunStats::default()
         };
-        let greedy = self.config.dedup_greedy && request.sampling.temperature == 0.0;
+        let greedy = self.config.dedup_greedy && request.sampling.is_greedy();
         let plan = Plan::new(&all, request.n, greedy);
         let prompts: Vec<Vec<Token>> = plan
             .leaders
