@@ -3,6 +3,7 @@
 //! Layers depend one way: `app` -> `serve` -> `search` -> `decode` -> `model`.
 
 pub mod app;
+pub mod choice;
 pub mod decode;
 pub mod model;
 pub mod search;

@@ -220,7 +220,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .iter()
         .map(|c| ConfigResult {
             config: c.name.clone(),
-            engine: c.engine.label(),
+            engine: c.engine.to_string(),
             identical: true,
             ..ConfigResult::default()
         })
@@ -506,7 +506,7 @@ mod tests {
         )
         .unwrap();
         assert!(!c[0].engine.ngram_history && c[1].engine.ngram_history);
-        assert!(c[1].engine.label().ends_with("+cost+history"));
+        assert!(c[1].engine.to_string().ends_with("+cost+history"));
         assert_eq!(c[0].engine.drafter, Drafter::NgramModel);
         assert!(c[0].engine.prefix_cache && c[0].engine.adaptive_gamma);
         assert!(!c[0].engine.cost_aware && c[1].engine.cost_aware);

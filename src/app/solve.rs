@@ -273,7 +273,7 @@ pub fn run(mut args: SolveArgs) -> Result<()> {
             } else {
                 " (the default; --engine to change)"
             };
-            eprintln!("solving with engine {}{why}", engine.config.label());
+            eprintln!("solving with engine {}{why}", engine.config);
             Box::new(engine)
         }
     };

@@ -1,27 +1,13 @@
-//! Continuous batching: the branches of many requests in one scheduler.
-//!
-//! A request is admitted between steps ([`Engine::admit`]); every step
-//! ([`Engine::step`]) advances all live branches, whatever request they
-//! belong to, by one round of the configured engine: for `ar` one batched
-//! target forward, for `seed` one SeeD round (batched drafting, then
-//! verification); `sd` and `mcsd` advance the oldest live branch only, so
-//! requests are served one after another. A request leaves as soon as its
-//! last branch finishes, or when it is cancelled ([`Engine::cancel`]); its
-//! sequences are freed at once. Every branch keeps its own random streams, so
-//! a request's output does not depend on what else is in the batch.
+//! Continuous batching: the live branches of every admitted request, and
+//! each request's bookkeeping until its last branch finishes.
 
-use super::branch::{Branch, Limits};
+use super::branch::Branch;
 use super::cost::CostModel;
-use super::engine::{push_pending, Twin};
+use super::dedup::Twin;
 use super::ngram::History;
-use super::sampling::choose;
-use super::scheduler::Speculator;
-use super::{
-    Completion, Engine, EngineKind, FinishReason, Output, Request, Result, RunStats, TraceEvent,
-};
-use crate::model::{Model, Token};
+use super::output::{Completion, FinishReason, Output, RunStats, TraceEvent};
+use crate::model::Token;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// A request admitted into the batch.
@@ -45,41 +31,41 @@ pub enum Event {
 }
 
 /// Bookkeeping of one admitted request.
-struct Admitted {
-    id: RequestId,
-    stream: bool,
+pub(crate) struct Admitted {
+    pub id: RequestId,
+    pub stream: bool,
     /// Its branches still in the batch.
-    left: usize,
+    pub left: usize,
     /// Samples that copy a branch's completion instead of being decoded.
-    twins: Vec<Twin>,
-    completions: Vec<Completion>,
-    stats: RunStats,
-    start: Instant,
+    pub twins: Vec<Twin>,
+    pub completions: Vec<Completion>,
+    pub stats: RunStats,
+    pub start: Instant,
     /// The batch's forward counts when it was admitted.
-    target_forwards_at: usize,
-    draft_forwards_at: usize,
+    pub target_forwards_at: usize,
+    pub draft_forwards_at: usize,
 }
 
 /// The live branches of every admitted request.
 pub(crate) struct Batch {
     /// In admission order; finished ones are removed after each step.
-    branches: VecDeque<Branch>,
+    pub branches: VecDeque<Branch>,
     /// Whether branches were admitted since the last step (some may have
     /// finished at once, with no room to generate).
     admitted: bool,
-    requests: Vec<Admitted>,
+    pub requests: Vec<Admitted>,
     next_id: u64,
     /// Clock of the trace and of branch timings; restarts when the batch empties.
-    start: Instant,
-    round: usize,
+    pub start: Instant,
+    pub round: usize,
     /// Forward counts of the whole batch.
-    counters: RunStats,
-    trace: Vec<TraceEvent>,
+    pub counters: RunStats,
+    pub trace: Vec<TraceEvent>,
     /// Forward costs and acceptance learnt for cost-aware drafting (kept
     /// for the engine's life: they describe the machine and the models).
-    cost: CostModel,
+    pub cost: CostModel,
     /// Past requests' prompt ends and completions, for n-gram drafts.
-    pub(super) history: History,
+    pub history: History,
 }
 
 impl Default for Batch {
@@ -104,262 +90,164 @@ impl Batch {
         self.requests.is_empty()
     }
 
+    pub fn in_flight(&self) -> usize {
+        self.requests.len()
+    }
+
     pub fn take_trace(&mut self) -> Vec<TraceEvent> {
         std::mem::take(&mut self.trace)
     }
 
-    fn now(&self) -> f64 {
+    pub fn now(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
     }
-}
 
-impl Engine {
-    /// Admits a request: its prompts are processed now and its branches take
-    /// part from the next step on. `stream` asks for [`Event::Delta`]s.
-    pub fn admit(&mut self, request: &Request, stream: bool) -> Result<RequestId> {
-        let start = Instant::now();
-        let (mut branches, twins, stats) = self.prepare(request)?;
-        if self.batch.is_idle() {
-            // A fresh batch: rounds and the trace's clock start again.
-            self.batch.start = start;
-            self.batch.round = 0;
-        }
-        let id = RequestId(self.batch.next_id);
-        self.batch.next_id += 1;
-        let limits = Limits {
-            max_tokens: request.max_tokens,
-            stop: Arc::from(request.stop.as_slice()),
-            context: self.target.context_size(),
-        };
-        let now = self.batch.now();
-        for b in &mut branches {
-            b.request = id.0;
-            b.sampling = request.sampling.clone();
-            b.draft_sampling = request.draft_sampling();
-            b.limits = limits.clone();
-            b.admitted_at = now;
-            b.check_room();
-        }
-        self.batch.requests.push(Admitted {
-            id,
-            stream,
-            left: branches.len(),
-            completions: Vec::with_capacity(branches.len() + twins.len()),
-            twins,
-            stats,
-            start,
-            target_forwards_at: self.batch.counters.target_forwards,
-            draft_forwards_at: self.batch.counters.draft_forwards,
-        });
-        self.batch.branches.extend(branches);
-        self.batch.admitted = true;
-        Ok(id)
+    /// The id the next admitted request gets.
+    pub fn next_id(&self) -> RequestId {
+        RequestId(self.next_id)
     }
 
-    /// Advances every live branch by one round and reports new text and
-    /// finished requests. On an error every request in flight is dropped
-    /// (the KV cache's state is unknown) and their sequences freed.
-    pub fn step(&mut self) -> Result<Vec<Event>> {
-        match self.advance() {
-            Ok(touched) => Ok(self.harvest(touched)),
-            Err(e) => {
-                let branches: Vec<Branch> = std::mem::take(&mut self.batch.branches).into();
-                self.release(&branches);
-                self.batch.requests.clear();
-                self.reclaim();
-                Err(e)
-            }
+    /// Starts the clock and rounds again if nothing is in flight.
+    pub fn restart_if_idle(&mut self, start: Instant) {
+        if self.is_idle() {
+            self.start = start;
+            self.round = 0;
         }
     }
 
-    /// Drops a request in flight and frees its sequences. Returns whether it
-    /// was in flight.
-    pub fn cancel(&mut self, id: RequestId) -> bool {
-        let Some(at) = self.batch.requests.iter().position(|r| r.id == id) else {
-            return false;
-        };
-        self.batch.requests.remove(at);
-        let (gone, kept): (VecDeque<Branch>, VecDeque<Branch>) =
-            std::mem::take(&mut self.batch.branches)
-                .into_iter()
-                .partition(|b| b.request == id.0);
-        self.batch.branches = kept;
-        self.release(&Vec::from(gone));
-        if self.batch.is_idle() {
-            self.reclaim();
-        }
-        true
+    /// Adds a request (its id from [`Batch::next_id`]) and its branches.
+    pub fn add(&mut self, mut request: Admitted, branches: Vec<Branch>) {
+        debug_assert_eq!(request.id, self.next_id());
+        self.next_id += 1;
+        request.left = branches.len();
+        request.target_forwards_at = self.counters.target_forwards;
+        request.draft_forwards_at = self.counters.draft_forwards;
+        self.requests.push(request);
+        self.branches.extend(branches);
+        self.admitted = true;
     }
 
-    /// Requests in flight.
-    pub fn in_flight(&self) -> usize {
-        self.batch.requests.len()
+    /// Removes every request; returns their branches (to free).
+    pub fn drop_all(&mut self) -> Vec<Branch> {
+        self.requests.clear();
+        std::mem::take(&mut self.branches).into()
     }
 
-    /// Branches in flight (finished ones leave after the step that ends them).
-    pub fn live_branches(&self) -> usize {
-        self.batch.branches.len()
+    /// Removes one request; returns its branches, or `None` if it is not here.
+    pub fn remove(&mut self, id: RequestId) -> Option<Vec<Branch>> {
+        let at = self.requests.iter().position(|r| r.id == id)?;
+        self.requests.remove(at);
+        let (gone, kept): (VecDeque<Branch>, VecDeque<Branch>) = std::mem::take(&mut self.branches)
+            .into_iter()
+            .partition(|b| b.origin().request == id.0);
+        self.branches = kept;
+        Some(gone.into())
     }
 
-    fn reclaim(&mut self) {
-        self.target.reclaim();
-        if let Some(d) = self.draft.as_mut() {
-            d.reclaim();
-        }
+    fn request_of(&self, b: &Branch) -> &Admitted {
+        self.requests
+            .iter()
+            .find(|r| r.id.0 == b.origin().request)
+            .expect("every branch belongs to an admitted request")
     }
 
-    /// Runs one round; returns the indices of the branches it advanced.
-    fn advance(&mut self) -> Result<Vec<usize>> {
-        let batch = &mut self.batch;
-        let kind = self.config.kind;
-        let live: Vec<usize> = match kind {
-            // One branch at a time by definition: the oldest goes first.
-            // Finished ones leave the front after each step, so this is quick.
-            EngineKind::Sd | EngineKind::Mcsd => batch
-                .branches
-                .iter()
-                .position(|b| !b.is_done())
-                .into_iter()
-                .collect(),
-            _ => (0..batch.branches.len())
-                .filter(|&i| !batch.branches[i].is_done())
-                .collect(),
-        };
-        if live.is_empty() {
-            return Ok(live);
-        }
-        if kind == EngineKind::Ar {
-            ar_step(self.target.as_mut(), batch, &live)?;
-            return Ok(live);
-        }
-        // Finished branches' text stays available to n-gram lookups.
-        let finished: Vec<(u64, &[Token])> = match self.config.drafter.uses_ngrams() {
-            true => batch
-                .requests
-                .iter()
-                .flat_map(|r| r.completions.iter().map(|c| (r.id.0, &c.tokens[..])))
-                .collect(),
-            false => Vec::new(),
-        };
-        let mut spec = Speculator {
-            target: self.target.as_mut(),
-            draft: self
-                .draft
-                .as_mut()
-                .filter(|_| self.config.drafter.uses_model())
-                .map(|d| -> &mut dyn Model { d.as_mut() }),
-            shape: self.config.shape(),
-            drafter: self.config.drafter,
-            adaptive_gamma: self.config.adaptive_gamma,
-            cost: self.config.cost_aware.then_some(&mut batch.cost),
-            finished: &finished,
-            history: &batch.history,
-            stats: &mut batch.counters,
-            start: batch.start,
-            trace: self.config.trace.then_some(&mut batch.trace),
-        };
-        let branches = batch.branches.make_contiguous();
-        if let EngineKind::Sd | EngineKind::Mcsd = kind {
-            spec.step_one(branches, live[0])?;
+    /// Streamed text of the branches a step advanced (and of all branches
+    /// after an admission: some may have ended at once), for itself and its
+    /// twins.
+    pub fn stream_deltas(&mut self, touched: &[usize]) -> Vec<Event> {
+        let candidates: Vec<usize> = if std::mem::take(&mut self.admitted) {
+            (0..self.branches.len()).collect()
         } else {
-            spec.round(branches, &live, self.config.verify, batch.round)?;
-            batch.round += 1;
-        }
-        Ok(live)
-    }
-
-    /// Reports streamed text of the branches a step advanced, and moves
-    /// finished branches out of the batch into their requests' outputs.
-    fn harvest(&mut self, touched: Vec<usize>) -> Vec<Event> {
-        let batch = &mut self.batch;
-        // Branches admitted since the last step may have ended at once.
-        let candidates: Vec<usize> = if std::mem::take(&mut batch.admitted) {
-            (0..batch.branches.len()).collect()
-        } else {
-            touched
+            touched.to_vec()
         };
         let mut events = Vec::new();
-        let mut done = Vec::new();
         for i in candidates {
-            let b = &mut batch.branches[i];
-            let request = batch
-                .requests
-                .iter()
-                .find(|r| r.id.0 == b.request)
-                .expect("every branch belongs to an admitted request");
-            if request.stream {
-                let text = b.take_delta();
-                if !text.is_empty() || b.is_done() {
-                    let twins = request.twins.iter().filter(|t| t.of == b.index);
-                    for choice in std::iter::once(b.index).chain(twins.map(|t| t.choice)) {
-                        events.push(Event::Delta {
-                            request: request.id,
-                            choice,
-                            text: text.clone(),
-                            finish: b.finish,
-                        });
-                    }
-                }
-            }
-            if b.is_done() {
-                done.push(i);
-            }
-        }
-        if done.is_empty() {
-            return events;
-        }
-        // `sd` finishes branches at the front: no need to move the others.
-        let finished: Vec<Branch> = if done.iter().enumerate().all(|(k, &i)| k == i) {
-            batch.branches.drain(..done.len()).collect()
-        } else {
-            let (finished, kept): (VecDeque<Branch>, VecDeque<Branch>) =
-                std::mem::take(&mut batch.branches)
-                    .into_iter()
-                    .partition(Branch::is_done);
-            batch.branches = kept;
-            finished.into()
-        };
-        self.release(&finished);
-        let now = self.batch.now();
-        for mut b in finished {
-            let end = if b.finished_at > 0.0 {
-                b.finished_at
-            } else {
-                now
+            let (id, stream) = {
+                let r = self.request_of(&self.branches[i]);
+                (r.id, r.stream)
             };
-            b.stats.idle_s = (end - b.admitted_at - b.stats.draft_s - b.stats.verify_s).max(0.0);
+            if !stream {
+                continue;
+            }
+            let b = &mut self.branches[i];
+            let text = b.take_delta();
+            if text.is_empty() && !b.is_done() {
+                continue;
+            }
+            let (choice, finish) = (b.origin().choice, b.finish_reason());
+            let r = self.request_of(&self.branches[i]);
+            let twins = r.twins.iter().filter(|t| t.of == choice);
+            for choice in std::iter::once(choice).chain(twins.map(|t| t.choice)) {
+                events.push(Event::Delta {
+                    request: id,
+                    choice,
+                    text: text.clone(),
+                    finish,
+                });
+            }
+        }
+        events
+    }
+
+    /// Moves the finished branches out of the batch.
+    pub fn take_finished(&mut self) -> Vec<Branch> {
+        let done = self.branches.iter().take_while(|b| b.is_done()).count();
+        if !self.branches.iter().skip(done).any(Branch::is_done) {
+            // `sd` finishes branches at the front: no need to move the others.
+            return self.branches.drain(..done).collect();
+        }
+        let (finished, kept): (VecDeque<Branch>, VecDeque<Branch>) =
+            std::mem::take(&mut self.branches)
+                .into_iter()
+                .partition(Branch::is_done);
+        self.branches = kept;
+        finished.into()
+    }
+
+    /// Files finished branches' completions (and their twins' copies) with
+    /// their requests; a request whose last branch finished leaves with its
+    /// output. With `record`, the history learns each branch's text.
+    pub fn complete(&mut self, finished: Vec<Branch>, record: bool) -> Vec<Event> {
+        let now = self.now();
+        let mut events = Vec::new();
+        for b in finished {
+            if record {
+                self.history
+                    .record(b.prompt(), b.generated_tokens(), b.ended_by());
+            }
+            let origin = b.origin();
             let at = self
-                .batch
                 .requests
                 .iter()
-                .position(|r| r.id.0 == b.request)
+                .position(|r| r.id.0 == origin.request)
                 .expect("admitted request");
-            let r = &mut self.batch.requests[at];
-            if self.config.ngram_history {
-                let (prompt, generated) = b.tokens.split_at(b.prompt_len);
-                self.batch.history.record(prompt, generated, b.ended_by);
-            }
-            let index = b.index;
-            let completion = b.into_completion();
-            for t in r.twins.iter().filter(|t| t.of == index) {
+            let r = &mut self.requests[at];
+            let completion = b.into_completion(now);
+            for t in r.twins.iter().filter(|t| t.of == origin.choice) {
                 r.stats.copied_tokens += completion.tokens.len();
                 r.completions.push(t.copy(&completion));
             }
             r.completions.push(completion);
             r.left -= 1;
             if r.left == 0 {
-                let r = self.batch.requests.remove(at);
+                let r = self.requests.remove(at);
                 events.push(Event::Done {
                     request: r.id,
-                    output: finish_output(r, &self.batch.counters),
+                    output: finish_output(r, &self.counters),
                 });
             }
         }
-        if self.batch.is_idle() {
-            self.reclaim();
-        }
         events
     }
+}
+
+/// Generated tokens of the finished branches of every request (for n-gram
+/// lookups), with their request.
+pub(crate) fn finished_texts(requests: &[Admitted]) -> Vec<(u64, &[Token])> {
+    requests
+        .iter()
+        .flat_map(|r| r.completions.iter().map(|c| (r.id.0, &c.tokens[..])))
+        .collect()
 }
 
 /// A finished request's output: completions in prompt, then sample order.
@@ -380,29 +268,4 @@ fn finish_output(r: Admitted, counters: &RunStats) -> Output {
         stats,
         trace: Vec::new(),
     }
-}
-
-/// Plain decoding: one token for each live branch in one target forward.
-fn ar_step(model: &mut dyn Model, batch: &mut Batch, live: &[usize]) -> Result<()> {
-    let mut tokens = Vec::new();
-    for &i in live {
-        let b = &batch.branches[i];
-        push_pending(&mut tokens, b, &[b.target_seq]);
-    }
-    let t0 = Instant::now();
-    model.forward(&tokens)?;
-    let elapsed = t0.elapsed().as_secs_f64();
-    batch.counters.target_forwards += 1;
-    let now = batch.now();
-    for (row, &i) in live.iter().enumerate() {
-        let b = &mut batch.branches[i];
-        b.target_cached = b.tokens.len();
-        b.stats.target_forwards += 1;
-        b.stats.verify_s += elapsed;
-        let token = choose(&b.sampling, model.logits(row), &mut b.target_rng);
-        if !b.commit(token, model) {
-            b.finished_at = now;
-        }
-    }
-    Ok(())
 }

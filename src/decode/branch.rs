@@ -1,53 +1,38 @@
-//! One continuation being generated: its tokens, its sequences, when it ends.
+//! One continuation being generated: its tokens, its sequences in the
+//! models' KV caches, its text and the state the scheduler moves it through.
 
 use super::cost::Acceptance;
-use super::{BranchStats, Completion, FinishReason, Sampling};
-use crate::model::{Model, SeqId, Token};
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use super::output::{BranchStats, Completion, FinishReason};
+use super::sampling::Sampler;
+use crate::model::{BatchToken, Model, SeqId, Token};
 use std::sync::Arc;
 
-pub(crate) struct Branch {
-    /// Index among its request's branches (prompt-major), for traces.
-    pub index: usize,
-    /// The request it belongs to (see `batch`).
+/// Where a branch is in a round: `Ready` -> `Drafting` -> `Queued` ->
+/// `Verifying` -> `Ready` again (plain decoding goes from `Ready` to
+/// `Verifying`), until it is `Finished`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum BranchState {
+    Ready,
+    Drafting,
+    /// Drafted; its draft waits for a verify forward.
+    Queued,
+    Verifying,
+    /// `at`: seconds from the batch's start, unless it ended on admission.
+    Finished {
+        reason: FinishReason,
+        at: Option<f64>,
+    },
+}
+
+/// Whose branch it is: its request and place in the request's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The admitted request (see `batch`).
     pub request: u64,
+    /// Choice index in the request's output (prompt-major), also for traces.
+    pub choice: usize,
     pub prompt_index: usize,
     pub sample_index: usize,
-    /// Prompt and committed generated tokens.
-    pub tokens: Vec<Token>,
-    pub prompt_len: usize,
-    pub target_seq: SeqId,
-    /// Tokens of `tokens` already in the target's KV cache.
-    pub target_cached: usize,
-    pub draft_seq: Option<SeqId>,
-    pub draft_cached: usize,
-    /// Generated text so far (bytes: a token may end inside a character).
-    pub text: Vec<u8>,
-    /// Length of `text` to report (cut before a stop string).
-    pub text_len: usize,
-    pub finish: Option<FinishReason>,
-    /// The end token the target chose, if one ended it (not in `tokens`).
-    pub ended_by: Option<Token>,
-    /// Separate streams so that results do not depend on scheduling order.
-    pub target_rng: ChaCha8Rng,
-    pub draft_rng: ChaCha8Rng,
-    pub stats: BranchStats,
-    /// Seconds from the batch's start when it was admitted and when it finished.
-    pub admitted_at: f64,
-    pub finished_at: f64,
-    /// Its request's settings (requests in one batch may differ).
-    pub sampling: Sampling,
-    pub draft_sampling: Sampling,
-    pub limits: Limits,
-    /// Draft-verify steps taken (the trace's round for `sd`/`mcsd`).
-    pub steps: usize,
-    /// Its next draft's length when adapted (see `EngineConfig::adaptive_gamma`).
-    pub draft_len: usize,
-    /// Its recent per-token acceptance (for cost-aware drafting).
-    pub acceptance: Acceptance,
-    /// Bytes of `text` already handed out as streamed deltas.
-    pub streamed: usize,
 }
 
 /// Limits that end a branch.
@@ -58,80 +43,288 @@ pub(crate) struct Limits {
     pub context: usize,
 }
 
+/// A branch's place in one model's KV cache: its sequence and how many of
+/// its tokens that sequence holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KvSeq {
+    pub seq: SeqId,
+    pub cached: usize,
+}
+
+/// Everything a branch starts from.
+pub(crate) struct BranchStart<'a> {
+    pub origin: Origin,
+    pub prompt: &'a [Token],
+    /// Its target sequence, holding all of the prompt but its last token.
+    pub target_seq: SeqId,
+    /// Its draft sequence, likewise (speculative engines with a draft model).
+    pub draft_seq: Option<SeqId>,
+    pub target_sampler: Sampler,
+    pub draft_sampler: Sampler,
+    pub limits: Limits,
+    pub draft_len: usize,
+    pub admitted_at: f64,
+}
+
+pub(crate) struct Branch {
+    origin: Origin,
+    state: BranchState,
+    /// Prompt and committed generated tokens.
+    tokens: Vec<Token>,
+    prompt_len: usize,
+    target: KvSeq,
+    draft: Option<KvSeq>,
+    /// Generated text so far (bytes: a token may end inside a character).
+    text: Vec<u8>,
+    /// Length of `text` to report (cut before a stop string).
+    text_len: usize,
+    /// Bytes of `text` already handed out as streamed deltas.
+    streamed: usize,
+    /// The end token the target chose, if one ended it (not in `tokens`).
+    ended_by: Option<Token>,
+    target_sampler: Sampler,
+    draft_sampler: Sampler,
+    limits: Limits,
+    stats: BranchStats,
+    admitted_at: f64,
+    /// Draft-verify steps taken (the trace's round for `sd`/`mcsd`).
+    steps: usize,
+    /// Its next draft's length (adapted: see `EngineConfig::adaptive_gamma`).
+    draft_len: usize,
+    /// Its recent per-token acceptance (for cost-aware drafting).
+    acceptance: Acceptance,
+}
+
 impl Branch {
-    pub fn new(
-        index: usize,
-        prompt_index: usize,
-        sample_index: usize,
-        prompt: &[Token],
-        seed: u64,
-        target_seq: SeqId,
-    ) -> Self {
-        let stream = |salt: u64| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(salt);
-            rng
-        };
-        Branch {
-            index,
-            request: 0,
-            prompt_index,
-            sample_index,
-            tokens: prompt.to_vec(),
-            prompt_len: prompt.len(),
-            target_seq,
-            target_cached: 0,
-            draft_seq: None,
-            draft_cached: 0,
+    /// A branch ready to decode, or finished at once if no token fits.
+    pub fn new(start: BranchStart) -> Self {
+        let cached = start.prompt.len() - 1;
+        let mut b = Branch {
+            origin: start.origin,
+            state: BranchState::Ready,
+            tokens: start.prompt.to_vec(),
+            prompt_len: start.prompt.len(),
+            target: KvSeq {
+                seq: start.target_seq,
+                cached,
+            },
+            draft: start.draft_seq.map(|seq| KvSeq { seq, cached }),
             text: Vec::new(),
             text_len: 0,
-            finish: None,
-            ended_by: None,
-            target_rng: stream(2 * index as u64),
-            draft_rng: stream(2 * index as u64 + 1),
-            stats: BranchStats::default(),
-            admitted_at: 0.0,
-            finished_at: 0.0,
-            sampling: Sampling::default(),
-            draft_sampling: Sampling::default(),
-            limits: Limits::default(),
-            steps: 0,
-            draft_len: 1,
-            acceptance: Acceptance::default(),
             streamed: 0,
-        }
+            ended_by: None,
+            target_sampler: start.target_sampler,
+            draft_sampler: start.draft_sampler,
+            limits: start.limits,
+            stats: BranchStats::default(),
+            admitted_at: start.admitted_at,
+            steps: 0,
+            draft_len: start.draft_len,
+            acceptance: Acceptance::default(),
+        };
+        b.check_room();
+        b
     }
 
-    pub fn generated(&self) -> usize {
-        self.tokens.len() - self.prompt_len
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    pub fn state(&self) -> BranchState {
+        self.state
+    }
+
+    pub fn tokens(&self) -> &[Token] {
+        &self.tokens
+    }
+
+    pub fn prompt(&self) -> &[Token] {
+        &self.tokens[..self.prompt_len]
+    }
+
+    pub fn generated_tokens(&self) -> &[Token] {
+        &self.tokens[self.prompt_len..]
+    }
+
+    pub fn target(&self) -> KvSeq {
+        self.target
+    }
+
+    pub fn draft(&self) -> Option<KvSeq> {
+        self.draft
+    }
+
+    pub fn ended_by(&self) -> Option<Token> {
+        self.ended_by
+    }
+
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    pub fn draft_len(&self) -> usize {
+        self.draft_len
+    }
+
+    pub fn acceptance(&self) -> &Acceptance {
+        &self.acceptance
+    }
+
+    pub fn target_sampler(&mut self) -> &mut Sampler {
+        &mut self.target_sampler
+    }
+
+    pub fn draft_sampler(&mut self) -> &mut Sampler {
+        &mut self.draft_sampler
+    }
+
+    pub fn is_greedy(&self) -> bool {
+        self.target_sampler.sampling.is_greedy()
     }
 
     pub fn is_done(&self) -> bool {
-        self.finish.is_some()
+        matches!(self.state, BranchState::Finished { .. })
+    }
+
+    pub fn finish_reason(&self) -> Option<FinishReason> {
+        match self.state {
+            BranchState::Finished { reason, .. } => Some(reason),
+            _ => None,
+        }
     }
 
     /// Tokens the model may still add before a limit ends the branch.
     pub fn room(&self) -> usize {
-        let by_max = self.limits.max_tokens.saturating_sub(self.generated());
+        let generated = self.tokens.len() - self.prompt_len;
+        let by_max = self.limits.max_tokens.saturating_sub(generated);
         let by_context = self.limits.context.saturating_sub(self.tokens.len() + 1);
         by_max.min(by_context)
     }
 
-    /// Ends the branch at once if no token may be added.
-    pub fn check_room(&mut self) {
-        if self.finish.is_none() && self.room() == 0 {
-            self.finish = Some(FinishReason::Length);
+    /// Moves it on in its round; a finished branch stays finished.
+    pub fn move_to(&mut self, next: BranchState) {
+        use BranchState::*;
+        if self.is_done() {
+            return;
         }
+        debug_assert!(
+            matches!(
+                (self.state, next),
+                (Ready, Drafting)
+                    | (Drafting, Queued)
+                    | (Queued | Ready, Verifying)
+                    | (Verifying, Ready)
+            ),
+            "branch moved from {:?} to {next:?}",
+            self.state
+        );
+        self.state = next;
+    }
+
+    /// Ends its verification: ready for the next round, or finished now.
+    pub fn end_verify(&mut self, now: f64) {
+        match &mut self.state {
+            BranchState::Finished { at, .. } => *at = at.or(Some(now)),
+            _ => self.move_to(BranchState::Ready),
+        }
+    }
+
+    /// Adds its uncached tokens to a target batch, in `seqs`, with logits
+    /// for the last.
+    pub fn push_pending(&self, batch: &mut Vec<BatchToken>, seqs: &[SeqId]) {
+        let n = self.tokens.len();
+        for pos in self.target.cached..n {
+            batch.push(BatchToken {
+                token: self.tokens[pos],
+                pos,
+                seqs: seqs.to_vec(),
+                logits: pos + 1 == n,
+            });
+        }
+    }
+
+    /// Its tokens not yet in the target's KV cache.
+    pub fn pending_rows(&self) -> usize {
+        self.tokens.len() - self.target.cached
+    }
+
+    /// The target holds every committed token in `seq` (plain decoding).
+    pub fn set_target_cached_all(&mut self) {
+        self.target.cached = self.tokens.len();
+    }
+
+    /// The target's sequence after a verify forward and what of it to keep.
+    pub fn set_target(&mut self, seq: SeqId, cached: usize) {
+        self.target = KvSeq { seq, cached };
+    }
+
+    /// The draft model holds `cached` of its tokens (at most all but the last).
+    pub fn set_draft_cached(&mut self, cached: usize) {
+        if let Some(d) = self.draft.as_mut() {
+            d.cached = cached;
+        }
+    }
+
+    /// Keeps the target's cached count below the last token, which the next
+    /// forward feeds (it was committed, not computed).
+    pub fn clamp_target_cached(&mut self) {
+        self.target.cached = self.target.cached.min(self.tokens.len().saturating_sub(1));
+    }
+
+    /// Likewise for the draft model's.
+    pub fn clamp_draft_cached(&mut self) {
+        let last = self.tokens.len().saturating_sub(1);
+        if let Some(d) = self.draft.as_mut() {
+            d.cached = d.cached.min(last);
+        }
+    }
+
+    /// Counts a draft forward it took part in.
+    pub fn record_draft_forward(&mut self, seconds: f64) {
+        self.stats.draft_forwards += 1;
+        self.stats.draft_s += seconds;
+    }
+
+    /// Counts a target forward it took part in, with its draft's outcome.
+    pub fn record_verify(&mut self, seconds: f64, drafted: usize, accepted: usize) {
+        self.stats.target_forwards += 1;
+        self.stats.verify_s += seconds;
+        self.stats.drafted += drafted;
+        self.stats.accepted += accepted;
+    }
+
+    /// Counts one draft-verify step of `sd`/`mcsd`.
+    pub fn count_step(&mut self) {
+        self.steps += 1;
+    }
+
+    pub fn set_draft_len(&mut self, len: usize) {
+        self.draft_len = len;
+    }
+
+    pub fn observe_acceptance(&mut self, hits: usize, tried: usize) {
+        self.acceptance.observe_branch(hits, tried);
+    }
+
+    /// Ends the branch at once if no token may be added.
+    fn check_room(&mut self) {
+        if !self.is_done() && self.room() == 0 {
+            self.finish(FinishReason::Length);
+        }
+    }
+
+    fn finish(&mut self, reason: FinishReason) {
+        self.state = BranchState::Finished { reason, at: None };
     }
 
     /// Commits one token chosen by the target. Returns false once the branch
     /// has finished (the token is then dropped if it was an end token).
     pub fn commit(&mut self, token: Token, model: &dyn Model) -> bool {
-        if self.finish.is_some() {
+        if self.is_done() {
             return false;
         }
         if model.is_end(token) {
-            self.finish = Some(FinishReason::Stop);
+            self.finish(FinishReason::Stop);
             self.ended_by = Some(token);
             return false;
         }
@@ -141,11 +334,11 @@ impl Branch {
         self.text_len = self.text.len();
         if let Some(cut) = find_stop(&self.text, old, &self.limits.stop) {
             self.text_len = cut;
-            self.finish = Some(FinishReason::Stop);
+            self.finish(FinishReason::Stop);
             return false;
         }
         self.check_room();
-        self.finish.is_none()
+        !self.is_done()
     }
 
     /// Text committed since the last call that can no longer change: while the
@@ -176,13 +369,22 @@ impl Branch {
         delta
     }
 
-    pub fn into_completion(self) -> Completion {
+    /// Its completion, its idle time counted up to `now` unless it finished
+    /// earlier.
+    pub fn into_completion(mut self, now: f64) -> Completion {
+        let (reason, at) = match self.state {
+            BranchState::Finished { reason, at } => (reason, at),
+            _ => (FinishReason::Length, None),
+        };
+        let end = at.unwrap_or(now);
+        let busy = self.stats.draft_s + self.stats.verify_s;
+        self.stats.idle_s = (end - self.admitted_at - busy).max(0.0);
         Completion {
-            prompt_index: self.prompt_index,
-            sample_index: self.sample_index,
+            prompt_index: self.origin.prompt_index,
+            sample_index: self.origin.sample_index,
             text: String::from_utf8_lossy(&self.text[..self.text_len]).into_owned(),
             tokens: self.tokens[self.prompt_len..].to_vec(),
-            finish_reason: self.finish.unwrap_or(FinishReason::Length),
+            finish_reason: reason,
             stats: self.stats,
         }
     }

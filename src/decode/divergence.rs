@@ -7,7 +7,11 @@
 //! between its two best tokens there with a one-token forward: a small gap
 //! says the difference is rounding at a near-tie, not a bug.
 
-use super::{DecodeError, Engine, EngineKind, Output, Request, Result};
+use super::config::EngineKind;
+use super::engine::Engine;
+use super::error::{DecodeError, Result};
+use super::output::Output;
+use super::request::Request;
 use crate::model::{BatchToken, Model, Token};
 use serde::Serialize;
 

@@ -1,18 +1,33 @@
-//! The engine: validates a request, prepares its branches and runs the
-//! configured decoding method over them (step by step in `batch`).
+//! The engine: one target (and draft) model and the continuous batch.
+//!
+//! A request is admitted between steps ([`Engine::admit`]): its prompts are
+//! processed at once and its branches take part from the next step on.
+//! Every step ([`Engine::step`]) plans a round over all ready branches,
+//! whatever request they belong to (`scheduler`), executes it (`round`: for
+//! `ar` one batched target forward, for `seed` batched drafting then
+//! verification; `sd` and `mcsd` advance the oldest branch only, so requests
+//! are served one after another), and hands out new text and finished
+//! requests. A request leaves as soon as its last branch finishes, or when it
+//! is cancelled ([`Engine::cancel`]); its sequences are freed at once. Every
+//! branch keeps its own random streams, so a request's output does not
+//! depend on what else is in the batch.
 
-use super::batch::{Batch, Event};
-use super::branch::Branch;
+use super::admission::{Needs, Tokenized, PREFIX_CACHE_SHARE};
+use super::batch::{finished_texts, Admitted, Batch, Event, RequestId};
+use super::branch::{Branch, BranchStart, Limits, Origin};
+use super::config::{EngineConfig, EngineKind};
+use super::dedup::SamplePlan;
+use super::error::{DecodeError, Result};
+use super::output::{Output, RunStats};
+use super::prefill::{process_prompts, sample_seqs};
 use super::prefix::PrefixCache;
-use super::{
-    BranchStats, Completion, DecodeError, EngineConfig, EngineKind, Output, Request, Result,
-    RunStats,
-};
-use crate::model::{BatchToken, Model, SeqId, Token};
-use std::collections::HashMap;
-
-/// Most tokens of one prompt-processing forward.
-const PREFILL_CHUNK: usize = 1024;
+use super::request::Request;
+use super::round::Round;
+use super::sampling::Sampler;
+use super::scheduler::{schedule, RoundPlan};
+use crate::model::{Model, SeqId, Token};
+use std::sync::Arc;
+use std::time::Instant;
 
 pub struct Engine {
     pub target: Box<dyn Model>,
@@ -22,17 +37,25 @@ pub struct Engine {
     target_cache: PrefixCache,
     draft_cache: PrefixCache,
     /// Branches in flight, of any number of requests.
-    pub(super) batch: Batch,
+    batch: Batch,
 }
 
-/// Share of the KV cache the prefix cache may keep between requests.
-const PREFIX_CACHE_SHARE: f64 = 0.5;
 /// Most cached prefix nodes (each holds a sequence of the model).
 const PREFIX_CACHE_NODES: usize = 64;
 
 fn new_cache(model: &dyn Model) -> PrefixCache {
     let budget = (model.context_size() as f64 * PREFIX_CACHE_SHARE) as usize;
     PrefixCache::new(budget, PREFIX_CACHE_NODES)
+}
+
+/// A request's prompts processed, before its branches exist.
+struct Prefilled {
+    /// The prompts decoded (one per distinct prompt when deduplicating).
+    prompts: Vec<Vec<Token>>,
+    plan: SamplePlan,
+    target_roots: Vec<SeqId>,
+    draft_roots: Option<Vec<SeqId>>,
+    stats: RunStats,
 }
 
 impl Engine {
@@ -43,26 +66,9 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Self> {
         if let Some(d) = &draft {
-            let why = if d.vocab_size() != target.vocab_size() {
-                Some(format!(
-                    "{} tokens against {}",
-                    d.vocab_size(),
-                    target.vocab_size()
-                ))
-            } else if d.vocab_fingerprint() != target.vocab_fingerprint() {
-                Some("same size, different tokens".to_string())
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Err(DecodeError::VocabMismatch {
-                    draft: d.name().to_string(),
-                    target: target.name().to_string(),
-                    why,
-                });
-            }
+            check_vocab(d.as_ref(), target.as_ref())?;
         }
-        if config.kind != EngineKind::Ar && config.drafter.uses_model() && draft.is_none() {
+        if config.needs_draft_model() && draft.is_none() {
             return Err(DecodeError::NeedsDraft(config.kind));
         }
         config.check().map_err(DecodeError::Invalid)?;
@@ -100,8 +106,17 @@ impl Engine {
         Ok(self.target.chat(messages)?)
     }
 
-    /// Runs one request to the end. Built on the step-wise batch (see
-    /// `batch`), with this request alone in it.
+    /// Validates a request and tokenizes its prompts.
+    pub fn tokenize(&self, request: Request) -> Result<Tokenized> {
+        Tokenized::new(self.target.as_ref(), request)
+    }
+
+    /// What a request may take of the batch at most.
+    pub fn needs(&self, tokenized: &Tokenized) -> Needs {
+        Needs::of(tokenized, &self.config, self.draft.is_some())
+    }
+
+    /// Runs one request to the end, alone in the batch.
     pub fn generate(&mut self, request: &Request) -> Result<Output> {
         if !self.batch.is_idle() {
             return Err(DecodeError::Invalid(
@@ -125,292 +140,296 @@ impl Engine {
         }
     }
 
-    /// Validates and tokenizes a request, processes its prompts and makes its
-    /// branches (one per sample, draft attached for speculative engines).
-    /// With `dedup_greedy`, a greedy request decodes each distinct prompt
-    /// once; the other samples are its twins and get copies of its completion.
-    pub(super) fn prepare(
-        &mut self,
-        request: &Request,
-    ) -> Result<(Vec<Branch>, Vec<Twin>, RunStats)> {
-        request.validate()?;
-        let start = std::time::Instant::now();
-        let mut all = self.tokenize(request)?;
+    /// Admits a request; `stream` asks for [`Event::Delta`]s.
+    pub fn admit(&mut self, request: &Request, stream: bool) -> Result<RequestId> {
+        let tokenized = self.tokenize(request.clone())?;
+        self.admit_tokenized(tokenized, stream)
+    }
+
+    /// Admits a tokenized request: its prompts are processed now and its
+    /// branches take part from the next step on.
+    pub fn admit_tokenized(&mut self, tokenized: Tokenized, stream: bool) -> Result<RequestId> {
+        let start = Instant::now();
+        tokenized.check_lengths(self.target.context_size())?;
+        let prefilled = self.prefill(tokenized.prompts, &tokenized.request)?;
+        self.batch.restart_if_idle(start);
+        let id = self.batch.next_id();
+        let branches = self.make_branches(&prefilled, &tokenized.request, id)?;
+        let admitted = Admitted {
+            id,
+            stream,
+            left: 0,
+            completions: Vec::with_capacity(branches.len() + prefilled.plan.twins.len()),
+            twins: prefilled.plan.twins,
+            stats: prefilled.stats,
+            start,
+            target_forwards_at: 0,
+            draft_forwards_at: 0,
+        };
+        self.batch.add(admitted, branches);
+        Ok(id)
+    }
+
+    /// Processes the prompts a request decodes, in the target and (where it
+    /// drafts) the draft model. With `dedup_greedy`, a greedy request decodes
+    /// each distinct prompt once; the other samples are its twins.
+    fn prefill(&mut self, mut all: Vec<Vec<Token>>, request: &Request) -> Result<Prefilled> {
+        let start = Instant::now();
         let mut stats = RunStats {
-            engine: self.config.label(),
+            engine: self.config.to_string(),
             prompt_tokens: all.iter().map(Vec::len).sum(),
             ..RunStats::default()
         };
         let greedy = self.config.dedup_greedy && request.sampling.is_greedy();
-        let plan = Plan::new(&all, request.n, greedy);
+        let plan = SamplePlan::new(&all, request.n, greedy);
         let prompts: Vec<Vec<Token>> = plan
             .leaders
             .iter()
             .map(|&p| std::mem::take(&mut all[p]))
             .collect();
         let cache = self.config.prefix_cache.then_some(&mut self.target_cache);
-        let (roots, reused) = process_prompts(self.target.as_mut(), cache, &prompts)?;
+        let (target_roots, reused) = process_prompts(self.target.as_mut(), cache, &prompts)?;
         // A twin's prompt is not processed at all: count it as reused.
         stats.prompt_reused =
             reused + stats.prompt_tokens - prompts.iter().map(Vec::len).sum::<usize>();
-        let mut branches = branches_from(self.target.as_mut(), roots, &prompts, &plan, request)?;
-        let draft_len = self.config.shape().depth();
-        for b in &mut branches {
-            b.draft_len = draft_len;
-        }
-        if self.config.kind != EngineKind::Ar && self.config.drafter.uses_model() {
-            let draft = self
-                .draft
-                .as_mut()
-                .expect("checked in Engine::new")
-                .as_mut();
-            let cache = self.config.prefix_cache.then_some(&mut self.draft_cache);
-            if let Err(e) = attach_draft(draft, cache, &mut branches, &prompts, plan.samples) {
-                self.release(&branches);
+        let draft_roots = match self.draft_prefill(&prompts) {
+            Ok(roots) => roots,
+            Err(e) => {
+                target_roots.iter().for_each(|&s| self.target.release(s));
                 return Err(e);
             }
-        }
+        };
         stats.prompt_s = start.elapsed().as_secs_f64();
-        Ok((branches, plan.twins, stats))
+        Ok(Prefilled {
+            prompts,
+            plan,
+            target_roots,
+            draft_roots,
+            stats,
+        })
+    }
+
+    /// The draft model's prompt sequences, where the engine drafts with it.
+    fn draft_prefill(&mut self, prompts: &[Vec<Token>]) -> Result<Option<Vec<SeqId>>> {
+        if !self.config.needs_draft_model() {
+            return Ok(None);
+        }
+        let draft = self
+            .draft
+            .as_mut()
+            .expect("checked in Engine::new")
+            .as_mut();
+        let cache = self.config.prefix_cache.then_some(&mut self.draft_cache);
+        Ok(Some(process_prompts(draft, cache, prompts)?.0))
+    }
+
+    /// One branch per decoded sample, each with its own sequences.
+    fn make_branches(
+        &mut self,
+        p: &Prefilled,
+        request: &Request,
+        id: RequestId,
+    ) -> Result<Vec<Branch>> {
+        let samples = p.plan.samples;
+        let target_seqs = match sample_seqs(self.target.as_mut(), &p.target_roots, samples) {
+            Ok(seqs) => seqs,
+            Err(e) => {
+                self.release_draft_seqs(p.draft_roots.iter().flatten());
+                return Err(e);
+            }
+        };
+        let draft_seqs = match &p.draft_roots {
+            None => None,
+            Some(roots) => {
+                let draft = self.draft.as_mut().expect("drafts").as_mut();
+                match sample_seqs(draft, roots, samples) {
+                    Ok(seqs) => Some(seqs),
+                    Err(e) => {
+                        target_seqs.iter().for_each(|&s| self.target.release(s));
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let limits = Limits {
+            max_tokens: request.max_tokens,
+            stop: Arc::from(request.stop.as_slice()),
+            context: self.target.context_size(),
+        };
+        let admitted_at = self.batch.now();
+        let branches = target_seqs
+            .iter()
+            .enumerate()
+            .map(|(k, &target_seq)| {
+                let prompt_index = p.plan.leaders[k / samples];
+                let sample_index = k % samples;
+                let choice = prompt_index * request.n + sample_index;
+                Branch::new(BranchStart {
+                    origin: Origin {
+                        request: id.0,
+                        choice,
+                        prompt_index,
+                        sample_index,
+                    },
+                    prompt: &p.prompts[k / samples],
+                    target_seq,
+                    draft_seq: draft_seqs.as_ref().map(|d| d[k]),
+                    target_sampler: Sampler::new(
+                        request.sampling.clone(),
+                        request.seed,
+                        2 * choice as u64,
+                    ),
+                    draft_sampler: Sampler::new(
+                        request.draft_sampling(),
+                        request.seed,
+                        2 * choice as u64 + 1,
+                    ),
+                    limits: limits.clone(),
+                    draft_len: self.config.shape().depth(),
+                    admitted_at,
+                })
+            })
+            .collect();
+        Ok(branches)
+    }
+
+    /// Advances every live branch by one round and reports new text and
+    /// finished requests. On an error every request in flight is dropped
+    /// (the KV cache's state is unknown) and their sequences freed.
+    pub fn step(&mut self) -> Result<Vec<Event>> {
+        let plan = schedule(
+            self.config.kind,
+            self.config.verify,
+            &self.batch.branches,
+            self.batch.round,
+        );
+        match self.execute(&plan) {
+            Ok(()) => Ok(self.harvest(plan.branches())),
+            Err(e) => {
+                let branches = self.batch.drop_all();
+                self.release(&branches);
+                self.reclaim();
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a round's plan over the batch.
+    fn execute(&mut self, plan: &RoundPlan) -> Result<()> {
+        let batch = &mut self.batch;
+        let uses_model = self.config.drafter.uses_model();
+        // Finished branches' text stays available to n-gram lookups.
+        let finished = match self.config.drafter.uses_ngrams() {
+            true => finished_texts(&batch.requests),
+            false => Vec::new(),
+        };
+        let mut round = Round {
+            target: self.target.as_mut(),
+            draft: self
+                .draft
+                .as_mut()
+                .filter(|_| uses_model)
+                .map(|d| -> &mut dyn Model { d.as_mut() }),
+            shape: self.config.shape(),
+            drafter: self.config.drafter,
+            adaptive_gamma: self.config.adaptive_gamma,
+            cost: self.config.cost_aware.then_some(&mut batch.cost),
+            finished: &finished,
+            history: &batch.history,
+            counters: &mut batch.counters,
+            start: batch.start,
+            trace: self.config.trace.then_some(&mut batch.trace),
+        };
+        let branches = batch.branches.make_contiguous();
+        round.run(branches, plan)?;
+        match (self.config.kind, plan.branches()) {
+            (_, []) => {}
+            (EngineKind::Seed, _) => batch.round += 1,
+            (EngineKind::Sd | EngineKind::Mcsd, &[i]) => branches[i].count_step(),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reports streamed text of the branches a step advanced, and moves
+    /// finished branches out of the batch into their requests' outputs.
+    fn harvest(&mut self, touched: &[usize]) -> Vec<Event> {
+        let mut events = self.batch.stream_deltas(touched);
+        let finished = self.batch.take_finished();
+        if finished.is_empty() {
+            return events;
+        }
+        self.release(&finished);
+        events.extend(self.batch.complete(finished, self.config.ngram_history));
+        if self.batch.is_idle() {
+            self.reclaim();
+        }
+        events
+    }
+
+    /// Drops a request in flight and frees its sequences. Returns whether it
+    /// was in flight.
+    pub fn cancel(&mut self, id: RequestId) -> bool {
+        let Some(gone) = self.batch.remove(id) else {
+            return false;
+        };
+        self.release(&gone);
+        if self.batch.is_idle() {
+            self.reclaim();
+        }
+        true
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.batch.in_flight()
+    }
+
+    /// Branches in flight (finished ones leave after the step that ends them).
+    pub fn live_branches(&self) -> usize {
+        self.batch.branches.len()
     }
 
     /// Frees the sequences of branches.
-    pub(super) fn release(&mut self, branches: &[Branch]) {
+    fn release(&mut self, branches: &[Branch]) {
         for b in branches {
-            self.target.release(b.target_seq);
-            if let (Some(d), Some(s)) = (self.draft.as_mut(), b.draft_seq) {
-                d.release(s);
+            self.target.release(b.target().seq);
+            if let (Some(d), Some(kv)) = (self.draft.as_mut(), b.draft()) {
+                d.release(kv.seq);
             }
         }
     }
 
-    fn tokenize(&self, request: &Request) -> Result<Vec<Vec<Token>>> {
-        let context = self.target.context_size();
-        request
-            .prompts
-            .iter()
-            .enumerate()
-            .map(|(index, p)| {
-                let tokens = self.target.tokenize(p, true)?;
-                if tokens.is_empty() {
-                    return Err(DecodeError::Invalid(format!("prompt {index} is empty")));
-                }
-                if tokens.len() >= context {
-                    return Err(DecodeError::PromptTooLong {
-                        index,
-                        tokens: tokens.len(),
-                        context,
-                    });
-                }
-                Ok(tokens)
-            })
-            .collect()
+    fn release_draft_seqs<'a>(&mut self, seqs: impl Iterator<Item = &'a SeqId>) {
+        if let Some(d) = self.draft.as_mut() {
+            seqs.for_each(|&s| d.release(s));
+        }
     }
-}
 
-/// A sample that is not decoded: it copies the completion of the branch
-/// with choice index `of` (same prompt, greedy).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Twin {
-    pub of: usize,
-    /// Its own choice index (prompt-major) and place in the request.
-    pub choice: usize,
-    pub prompt_index: usize,
-    pub sample_index: usize,
-}
-
-impl Twin {
-    /// Its completion: the leader's tokens, none of the leader's work.
-    pub fn copy(&self, leader: &Completion) -> Completion {
-        Completion {
-            prompt_index: self.prompt_index,
-            sample_index: self.sample_index,
-            stats: BranchStats::default(),
-            ..leader.clone()
+    fn reclaim(&mut self) {
+        self.target.reclaim();
+        if let Some(d) = self.draft.as_mut() {
+            d.reclaim();
         }
     }
 }
 
-/// Which prompts are decoded, with how many samples each, and which samples
-/// copy another's completion instead.
-struct Plan {
-    /// Indices of the prompts decoded, in order.
-    leaders: Vec<usize>,
-    /// Samples decoded per leading prompt.
-    samples: usize,
-    twins: Vec<Twin>,
-}
-
-impl Plan {
-    /// Every sample decoded, or with `greedy` one sample of each distinct
-    /// prompt: at temperature 0 the others would be the same tokens.
-    fn new(prompts: &[Vec<Token>], n: usize, greedy: bool) -> Self {
-        if !greedy {
-            return Plan {
-                leaders: (0..prompts.len()).collect(),
-                samples: n,
-                twins: Vec::new(),
-            };
-        }
-        let mut first: HashMap<&[Token], usize> = HashMap::new();
-        let (mut leaders, mut twins) = (Vec::new(), Vec::new());
-        for (p, prompt) in prompts.iter().enumerate() {
-            let leader = *first.entry(prompt).or_insert_with(|| {
-                leaders.push(p);
-                p
-            });
-            for s in 0..n {
-                if (p, s) != (leader, 0) {
-                    twins.push(Twin {
-                        of: leader * n,
-                        choice: p * n + s,
-                        prompt_index: p,
-                        sample_index: s,
-                    });
-                }
-            }
-        }
-        Plan {
-            leaders,
-            samples: 1,
-            twins,
-        }
-    }
-}
-
-/// Makes the decoded samples' branches from their prompts' sequences (forks
-/// of them; the last sample takes the sequence itself).
-fn branches_from(
-    model: &mut dyn Model,
-    roots: Vec<SeqId>,
-    prompts: &[Vec<Token>],
-    plan: &Plan,
-    request: &Request,
-) -> Result<Vec<Branch>> {
-    let mut branches = Vec::with_capacity(prompts.len() * plan.samples);
-    for (j, (&root, prompt)) in roots.iter().zip(prompts).enumerate() {
-        let p = plan.leaders[j];
-        for s in 0..plan.samples {
-            let seq = if s + 1 == plan.samples {
-                root
-            } else {
-                match model.fork(root) {
-                    Ok(seq) => seq,
-                    Err(e) => {
-                        // Out of sequences: free what this request holds.
-                        for seq in branches.iter().map(|b: &Branch| b.target_seq) {
-                            model.release(seq);
-                        }
-                        for &root in &roots[j..] {
-                            model.release(root);
-                        }
-                        return Err(e.into());
-                    }
-                }
-            };
-            let mut b = Branch::new(p * request.n + s, p, s, prompt, request.seed, seq);
-            b.target_cached = prompt.len() - 1;
-            branches.push(b);
-        }
-    }
-    Ok(branches)
-}
-
-/// Returns a new sequence per prompt holding all but its last token (which
-/// every branch feeds itself), and how many of those tokens were not computed
-/// (found in the prefix cache, or shared with another prompt of the request).
-/// Without a cache each prompt is computed in full.
-fn process_prompts(
-    model: &mut dyn Model,
-    cache: Option<&mut PrefixCache>,
-    prompts: &[Vec<Token>],
-) -> Result<(Vec<SeqId>, usize)> {
-    let heads: Vec<&[Token]> = prompts.iter().map(|p| &p[..p.len() - 1]).collect();
-    if let Some(cache) = cache {
-        let (seqs, stats) = cache.prefill(model, &heads)?;
-        let total: usize = heads.iter().map(|h| h.len()).sum();
-        return Ok((seqs, total - stats.computed));
-    }
-    let seqs = heads
-        .iter()
-        .map(|_| model.create())
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let chunk = PREFILL_CHUNK.min(model.context_size());
-    let mut batch = Vec::new();
-    for (head, &seq) in heads.iter().zip(&seqs) {
-        for (pos, &token) in head.iter().enumerate() {
-            batch.push(BatchToken {
-                token,
-                pos,
-                seqs: vec![seq],
-                logits: false,
-            });
-            if batch.len() == chunk {
-                model.forward(&batch)?;
-                batch.clear();
-            }
-        }
-    }
-    model.forward(&batch)?;
-    Ok((seqs, 0))
-}
-
-/// Gives every branch a draft sequence: branches come `samples` per prompt,
-/// in the prompts' order.
-fn attach_draft(
-    draft: &mut dyn Model,
-    cache: Option<&mut PrefixCache>,
-    branches: &mut [Branch],
-    prompts: &[Vec<Token>],
-    samples: usize,
-) -> Result<()> {
-    let (roots, _) = process_prompts(draft, cache, prompts)?;
-    for (i, b) in branches.iter_mut().enumerate() {
-        let root = roots[i / samples];
-        b.draft_seq = Some(if i % samples == samples - 1 {
-            root
-        } else {
-            draft.fork(root)?
-        });
-        b.draft_cached = b.prompt_len - 1;
-    }
-    Ok(())
-}
-
-/// Adds a branch's uncached tokens to a target batch, with logits for the last.
-pub(crate) fn push_pending(batch: &mut Vec<BatchToken>, b: &Branch, seqs: &[SeqId]) {
-    let n = b.tokens.len();
-    for pos in b.target_cached..n {
-        batch.push(BatchToken {
-            token: b.tokens[pos],
-            pos,
-            seqs: seqs.to_vec(),
-            logits: pos + 1 == n,
-        });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_greedy_plan_decodes_each_distinct_prompt_once() {
-        let prompts = vec![vec![1, 2], vec![3], vec![1, 2]];
-        let plan = Plan::new(&prompts, 2, true);
-        assert_eq!((plan.leaders.as_slice(), plan.samples), (&[0, 1][..], 1));
-        let twins: Vec<_> = plan
-            .twins
-            .iter()
-            .map(|t| (t.of, t.choice, t.prompt_index, t.sample_index))
-            .collect();
-        assert_eq!(
-            twins,
-            [(0, 1, 0, 1), (2, 3, 1, 1), (0, 4, 2, 0), (0, 5, 2, 1)]
-        );
-
-        let all = Plan::new(&prompts, 2, false);
-        assert_eq!((all.leaders.as_slice(), all.samples), (&[0, 1, 2][..], 2));
-        assert!(all.twins.is_empty());
-    }
+/// A draft model must share the target's vocabulary, token for token.
+fn check_vocab(draft: &dyn Model, target: &dyn Model) -> Result<()> {
+    let why = if draft.vocab_size() != target.vocab_size() {
+        format!(
+            "{} tokens against {}",
+            draft.vocab_size(),
+            target.vocab_size()
+        )
+    } else if draft.vocab_fingerprint() != target.vocab_fingerprint() {
+        "same size, different tokens".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(DecodeError::VocabMismatch {
+        draft: draft.name().to_string(),
+        target: target.name().to_string(),
+        why,
+    })
 }

@@ -15,7 +15,7 @@
 //! fill the hole ahead of older ones, which changes attention's summation order
 //! (see `model::llama`). Emptying it keeps every free cell above every cached one.
 
-use super::Result;
+use super::error::Result;
 use crate::model::{BatchToken, Model, SeqId, Token};
 
 /// Most tokens of one prompt-processing forward.

@@ -2,6 +2,8 @@
 
 use crate::model::Token;
 use rand::Rng;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 /// How tokens are chosen from the logits.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -75,6 +77,32 @@ impl Sampling {
         }
         normalize(&mut p);
         p
+    }
+}
+
+/// A branch's settings for one model with its own random stream, so that
+/// its draws do not depend on how branches are scheduled.
+pub(crate) struct Sampler {
+    pub sampling: Sampling,
+    rng: ChaCha8Rng,
+}
+
+impl Sampler {
+    /// Stream `stream` of the request's `seed`.
+    pub fn new(sampling: Sampling, seed: u64, stream: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        Sampler { sampling, rng }
+    }
+
+    /// The settings and the stream, for an algorithm that draws several times.
+    pub fn parts(&mut self) -> (&Sampling, &mut ChaCha8Rng) {
+        (&self.sampling, &mut self.rng)
+    }
+
+    /// One token from `logits` (see [`choose`]).
+    pub fn choose(&mut self, logits: &[f32]) -> Token {
+        choose(&self.sampling, logits, &mut self.rng)
     }
 }
 

@@ -1,0 +1,169 @@
+//! Admission: a request tokenized once, what it needs of the batch (KV
+//! cells, branches), and the batch's capacity that requests are admitted
+//! against. `generate` (and so `solve` and `bench`) and `serve` all admit
+//! through here.
+
+use super::config::EngineConfig;
+use super::error::{DecodeError, Result};
+use super::request::Request;
+use crate::model::{Model, Token};
+
+/// Share of the KV cache the prefix cache may keep between requests.
+pub(crate) const PREFIX_CACHE_SHARE: f64 = 0.5;
+
+/// A validated request with its prompts' tokens.
+#[derive(Clone, Debug)]
+pub struct Tokenized {
+    pub request: Request,
+    pub prompts: Vec<Vec<Token>>,
+}
+
+impl Tokenized {
+    /// Validates `request` and tokenizes its prompts with the target's
+    /// tokenizer (lengths are checked on admission).
+    pub fn new(target: &dyn Model, request: Request) -> Result<Self> {
+        request.validate()?;
+        let prompts = request
+            .prompts
+            .iter()
+            .map(|p| target.tokenize(p, true))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Tokenized { request, prompts })
+    }
+
+    /// Every prompt holds a token and fits the context with room for one more.
+    pub fn check_lengths(&self, context: usize) -> Result<()> {
+        for (index, tokens) in self.prompts.iter().enumerate() {
+            if tokens.is_empty() {
+                return Err(DecodeError::Invalid(format!("prompt {index} is empty")));
+            }
+            if tokens.len() >= context {
+                return Err(DecodeError::PromptTooLong {
+                    index,
+                    tokens: tokens.len(),
+                    context,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a request may take of the batch at most.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub branches: usize,
+    /// KV cells: its prompts, and for each sample `max_tokens` plus the
+    /// deepest draft.
+    pub cells: usize,
+}
+
+impl Needs {
+    /// `drafts`: whether a draft model is loaded (drafts add cells).
+    pub fn of(t: &Tokenized, config: &EngineConfig, drafts: bool) -> Self {
+        let r = &t.request;
+        let depth = if drafts {
+            config.shape().depth() + 1
+        } else {
+            1
+        };
+        let cells = t
+            .prompts
+            .iter()
+            .map(|p| p.len() + r.n * (r.max_tokens + depth))
+            .sum();
+        Needs {
+            branches: r.prompts.len() * r.n,
+            cells,
+        }
+    }
+}
+
+/// The batch's room: KV cells (the context, less the prefix cache's share)
+/// and branches, and what the requests in it have taken.
+#[derive(Clone, Debug)]
+pub struct Capacity {
+    pub cells: usize,
+    pub branches: usize,
+    taken: Needs,
+}
+
+impl Capacity {
+    pub fn new(context: usize, prefix_cache: bool, branches: usize) -> Self {
+        let share = if prefix_cache {
+            PREFIX_CACHE_SHARE
+        } else {
+            0.0
+        };
+        Capacity {
+            cells: (context as f64 * (1.0 - share)) as usize,
+            branches,
+            taken: Needs::default(),
+        }
+    }
+
+    /// Whether `needs` fits beside what is taken.
+    pub fn fits(&self, needs: &Needs) -> bool {
+        self.taken.branches + needs.branches <= self.branches
+            && self.taken.cells + needs.cells <= self.cells
+    }
+
+    pub fn take(&mut self, needs: &Needs) {
+        self.taken.branches += needs.branches;
+        self.taken.cells += needs.cells;
+    }
+
+    pub fn give_back(&mut self, needs: &Needs) {
+        self.taken.branches -= needs.branches;
+        self.taken.cells -= needs.cells;
+    }
+
+    /// Nothing is taken any more (the batch emptied at once).
+    pub fn clear(&mut self) {
+        self.taken = Needs::default();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.taken == Needs::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_count_prompts_samples_and_drafts() {
+        let t = Tokenized {
+            request: Request {
+                prompts: vec!["a".into(), "b".into()],
+                n: 3,
+                max_tokens: 10,
+                ..Request::default()
+            },
+            prompts: vec![vec![1; 5], vec![2; 7]],
+        };
+        let config = EngineConfig::default();
+        let plain = Needs::of(&t, &config, false);
+        assert_eq!(
+            plain,
+            Needs {
+                branches: 6,
+                cells: 5 + 7 + 2 * 3 * 11
+            }
+        );
+        let drafted = Needs::of(&t, &config, true);
+        assert_eq!(drafted.cells, 5 + 7 + 2 * 3 * 14);
+
+        let mut room = Capacity::new(200, true, 8);
+        assert_eq!(room.cells, 100);
+        assert!(room.fits(&plain));
+        room.take(&plain);
+        assert!(!room.fits(&Needs {
+            branches: 3,
+            cells: 1
+        }));
+        room.give_back(&plain);
+        assert!(room.is_empty());
+    }
+}

@@ -1,0 +1,359 @@
+//! Drafting: a token tree per branch, by n-gram lookup or with the draft
+//! model level by level (each level one batched draft forward over all
+//! branches that draft with it), then cut to what pays for its rows.
+
+use super::accept::{DraftTree, Proposal};
+use super::branch::Branch;
+use super::config::{Drafter, TreeShape};
+use super::cost::{self, CostModel};
+use super::error::Result;
+use super::ngram;
+use super::sampling::{normalize, sample, Sampling};
+use crate::model::{BatchToken, Model, SeqId, Token};
+use rand::Rng;
+use std::time::Instant;
+
+/// A branch's draft between drafting and verification.
+pub(crate) struct Draft {
+    /// Index of the branch in the batch.
+    pub branch: usize,
+    pub tree: DraftTree,
+    /// Drafted tokens left in the branch's own draft sequence (path 0).
+    pub kept_in_draft: Vec<Token>,
+    /// Drafted by the draft model (else by n-gram lookup).
+    pub by_model: bool,
+    /// The first token cost-aware drafting cut from it, if any.
+    pub first_cut: Option<Token>,
+}
+
+impl Draft {
+    /// Drafted tokens on its longest path.
+    pub fn depth(&self) -> usize {
+        tree_depth(&self.tree)
+    }
+}
+
+/// What drafting reads.
+pub(crate) struct Drafting<'a> {
+    /// The draft model, where the drafter uses one.
+    pub draft: Option<&'a mut dyn Model>,
+    pub shape: &'a TreeShape,
+    pub drafter: Drafter,
+    pub adaptive_gamma: bool,
+    /// Generated tokens of the finished branches of each request in the batch.
+    pub finished: &'a [(u64, &'a [Token])],
+    /// Past requests, for n-gram drafts (empty unless kept).
+    pub history: &'a ngram::History,
+}
+
+/// The drafts of one drafting step, in the order of the branches asked for.
+pub(crate) struct Drafted {
+    pub drafts: Vec<Draft>,
+    /// Draft-model forwards run.
+    pub forwards: usize,
+}
+
+/// Per draft: the nodes to extend at the next level, each with its draft
+/// sequence (`None`: the root, fed the branch's uncached tokens).
+type Frontier = Vec<Vec<(Option<usize>, SeqId)>>;
+
+impl Drafting<'_> {
+    /// Drafts a tree for each of `ids`: an n-gram chain where the drafter
+    /// looks them up and one is found, else with the draft model.
+    pub fn run(&mut self, branches: &mut [Branch], ids: &[usize]) -> Result<Drafted> {
+        let depths: Vec<usize> = ids.iter().map(|&i| self.depth_for(&branches[i])).collect();
+        let mut drafts: Vec<Draft> = ids
+            .iter()
+            .zip(&depths)
+            .map(|(&i, &depth)| self.start(branches, i, depth))
+            .collect();
+        let mut frontier: Frontier = drafts
+            .iter()
+            .zip(&depths)
+            .map(|(d, &depth)| match branches[d.branch].draft() {
+                Some(kv) if depth > 0 && d.by_model => vec![(None, kv.seq)],
+                _ => vec![],
+            })
+            .collect();
+        let mut forks = Vec::new();
+        let mut forwards = 0;
+        let max_depth = depths.iter().copied().max().unwrap_or(0);
+        for level in 0..max_depth {
+            let batch = level_batch(branches, &mut drafts, &frontier);
+            if batch.is_empty() {
+                break;
+            }
+            let draft = self.draft.as_deref_mut().expect("drafter uses the model");
+            let f0 = Instant::now();
+            draft.forward(&batch)?;
+            let seconds = f0.elapsed().as_secs_f64();
+            forwards += 1;
+            let width = self.shape.0.get(level).copied().unwrap_or(1);
+            let grow = Growth {
+                level,
+                width,
+                seconds,
+                depths: &depths,
+            };
+            grow.extend(draft, branches, &mut drafts, &mut frontier, &mut forks)?;
+        }
+        if let Some(draft) = self.draft.as_deref_mut() {
+            for seq in forks {
+                draft.release(seq);
+            }
+        }
+        Ok(Drafted { drafts, forwards })
+    }
+
+    /// How many tokens branch `b` drafts: its adapted length or the shape's
+    /// depth, leaving room for the target's own token.
+    fn depth_for(&self, b: &Branch) -> usize {
+        let depth = if self.adaptive_gamma {
+            b.draft_len()
+        } else {
+            self.shape.depth()
+        };
+        depth.min(b.room().saturating_sub(1))
+    }
+
+    /// A draft holding branch `i`'s n-gram chain, if the drafter looks one up.
+    fn start(&self, branches: &[Branch], i: usize, depth: usize) -> Draft {
+        let chain = if self.drafter.uses_ngrams() {
+            ngram_draft(branches, self.finished, self.history, i, depth)
+        } else {
+            Vec::new()
+        };
+        let mut tree = DraftTree::default();
+        let mut at = None;
+        for &token in &chain {
+            tree.set_proposal(at, Proposal::Greedy);
+            at = Some(tree.push(at, token));
+        }
+        Draft {
+            branch: i,
+            tree,
+            kept_in_draft: Vec::new(),
+            by_model: chain.is_empty() && self.drafter.uses_model(),
+            first_cut: None,
+        }
+    }
+}
+
+/// The draft forward of one level: a root feeds the branch's uncached tokens,
+/// a node its token.
+fn level_batch(branches: &[Branch], drafts: &mut [Draft], frontier: &Frontier) -> Vec<BatchToken> {
+    let mut batch = Vec::new();
+    for (d, nodes) in drafts.iter_mut().zip(frontier) {
+        let b = &branches[d.branch];
+        for &(at, seq) in nodes {
+            let own = b.draft().expect("a node to extend has a draft sequence");
+            let Some(node) = at else {
+                let tokens = b.tokens();
+                for pos in own.cached..tokens.len() {
+                    batch.push(BatchToken {
+                        token: tokens[pos],
+                        pos,
+                        seqs: vec![seq],
+                        logits: pos + 1 == tokens.len(),
+                    });
+                }
+                continue;
+            };
+            let token = d.tree.tokens[node];
+            if seq == own.seq {
+                d.kept_in_draft.push(token);
+            }
+            batch.push(BatchToken {
+                token,
+                pos: b.tokens().len() + depth_of(&d.tree, node),
+                seqs: vec![seq],
+                logits: true,
+            });
+        }
+    }
+    batch
+}
+
+/// One level's forward, read back into the drafts.
+struct Growth<'a> {
+    level: usize,
+    width: usize,
+    seconds: f64,
+    depths: &'a [usize],
+}
+
+impl Growth<'_> {
+    /// Adds each frontier node's candidates to its tree (rows in batch
+    /// order) and makes the next frontier: the first child continues its
+    /// parent's sequence, the others fork it.
+    fn extend(
+        &self,
+        draft: &mut dyn Model,
+        branches: &mut [Branch],
+        drafts: &mut [Draft],
+        frontier: &mut Frontier,
+        forks: &mut Vec<SeqId>,
+    ) -> Result<()> {
+        let mut row = 0;
+        for (k, d) in drafts.iter_mut().enumerate() {
+            if frontier[k].is_empty() {
+                continue;
+            }
+            let b = &mut branches[d.branch];
+            b.record_draft_forward(self.seconds);
+            b.set_draft_cached(b.tokens().len());
+            let mut next = Vec::new();
+            for &(at, seq) in &frontier[k] {
+                let (sampling, rng) = b.draft_sampler().parts();
+                let (children, proposal) = propose(draft.logits(row), self.width, sampling, rng);
+                row += 1;
+                d.tree.set_proposal(at, proposal);
+                for (c, token) in children.into_iter().enumerate() {
+                    let node = d.tree.push(at, token);
+                    if self.level + 1 < self.depths[k] {
+                        let child_seq = if c == 0 { seq } else { draft.fork(seq)? };
+                        if c > 0 {
+                            forks.push(child_seq);
+                        }
+                        next.push((Some(node), child_seq));
+                    }
+                }
+            }
+            frontier[k] = next;
+        }
+        Ok(())
+    }
+}
+
+/// Cost-aware drafting: cuts each draft to the tokens worth their rows of
+/// the verify forward (see `cost::budget`); keeps them all until the
+/// forward's cost per row is known.
+pub(crate) fn trim_to_budget(
+    cost: &CostModel,
+    target: &dyn Model,
+    branches: &[Branch],
+    drafts: &mut [Draft],
+) {
+    let Some(line) = cost.forwards.fit() else {
+        return;
+    };
+    if drafts.iter().all(|d| d.tree.is_empty()) {
+        return;
+    }
+    let base_rows = drafts
+        .iter()
+        .map(|d| branches[d.branch].pending_rows())
+        .sum();
+    let rates: Vec<f64> = drafts
+        .iter()
+        .map(|d| branches[d.branch].acceptance().branch_rate(&cost.overall))
+        .collect();
+    let lens: Vec<usize> = drafts.iter().map(|d| d.tree.len()).collect();
+    let seconds = |rows| line.seconds(target.computed_rows(rows));
+    let keep = cost::budget(&rates, &lens, base_rows, seconds);
+    for (d, k) in drafts.iter_mut().zip(keep) {
+        d.first_cut = d.tree.tokens.get(k).copied();
+        d.tree.truncate_chain(k);
+    }
+}
+
+/// The n-gram draft of branch `i`: looked up in its own prompt and text,
+/// then in the other branches of its request (their text, and the prompts of
+/// other prompts), then in its request's finished branches; for a greedy
+/// branch, past requests' where they match a longer suffix of its context
+/// than those could. (A sampled token depends on the draft it was verified
+/// against, so a sampled branch drafts from its own request only: its output
+/// stays a function of its request and seed.)
+fn ngram_draft(
+    branches: &[Branch],
+    finished: &[(u64, &[Token])],
+    history: &ngram::History,
+    i: usize,
+    len: usize,
+) -> Vec<Token> {
+    let b = &branches[i];
+    let me = b.origin();
+    let mut others: Vec<&[Token]> = Vec::new();
+    let mut prompts_seen = vec![me.prompt_index];
+    for o in branches.iter().filter(|o| {
+        let theirs = o.origin();
+        theirs.request == me.request && theirs.choice != me.choice
+    }) {
+        others.push(o.generated_tokens());
+        if !prompts_seen.contains(&o.origin().prompt_index) {
+            prompts_seen.push(o.origin().prompt_index);
+            others.push(o.prompt());
+        }
+    }
+    others.extend(
+        finished
+            .iter()
+            .filter(|(request, _)| *request == me.request)
+            .map(|(_, tokens)| *tokens),
+    );
+    let local = ngram::lookup(b.tokens(), &others, len);
+    if !b.is_greedy() {
+        return local;
+    }
+    let min_key = if local.is_empty() {
+        0
+    } else {
+        ngram::MAX_N + 1
+    };
+    let past = history.lookup(b.tokens(), min_key, len);
+    if past.is_empty() {
+        local
+    } else {
+        past
+    }
+}
+
+/// Depth of `node` below the root (0 for the root's children).
+pub(crate) fn depth_of(tree: &DraftTree, node: usize) -> usize {
+    let mut depth = 0;
+    let mut cur = tree.parents[node];
+    while let Some(p) = cur {
+        depth += 1;
+        cur = tree.parents[p];
+    }
+    depth
+}
+
+fn tree_depth(tree: &DraftTree) -> usize {
+    (0..tree.len())
+        .map(|n| depth_of(tree, n) + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The draft's candidates for one position: its `width` best tokens at
+/// temperature 0, else `width` distinct tokens sampled without replacement.
+fn propose(
+    logits: &[f32],
+    width: usize,
+    sampling: &Sampling,
+    rng: &mut impl Rng,
+) -> (Vec<Token>, Proposal) {
+    if sampling.is_greedy() {
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+        let w = width.min(order.len());
+        order.select_nth_unstable_by(w - 1, by_logit);
+        order.truncate(w);
+        order.sort_unstable_by(by_logit);
+        return (
+            order.into_iter().map(|t| t as Token).collect(),
+            Proposal::Greedy,
+        );
+    }
+    let q = sampling.distribution(logits);
+    let mut left = q.clone();
+    let mut children = Vec::with_capacity(width);
+    while children.len() < width && left.iter().any(|&x| x > 0.0) {
+        let t = sample(&left, rng);
+        children.push(t);
+        left[t as usize] = 0.0;
+        normalize(&mut left);
+    }
+    (children, Proposal::Sampled(q))
+}
