@@ -120,7 +120,7 @@ fn solve_runs_a_whole_bfs_problem() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(
         stderr.contains(
-            "solving with engine seed-batched[1,1,1]+ngram-only+adaptive+cost+history+dedup (the default"
+            "solving with engine seed-batched[1,1,1]+pc+ngram-only+adaptive+cost+history+dedup (the default"
         ),
         "{stderr}"
     );

@@ -4,38 +4,19 @@
 use super::llm::Llm;
 use super::task::{SampleSpec, Task};
 use super::tree::{Phase, Status, StepRecord, Tree};
+use crate::choice_enum;
 use crate::decode::{Request, Sampling};
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::Instant;
 
-macro_rules! choice_enum {
-    ($name:ident { $($variant:ident = $text:literal),+ }) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-        #[serde(rename_all = "lowercase")]
-        pub enum $name { $($variant),+ }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(format!("unknown {} {s:?} (expected {})", stringify!($name).to_lowercase(),
-                        [$($text),+].join(" or "))),
-                }
-            }
-        }
-    };
-}
-
-choice_enum!(Method { Bfs = "bfs", Dfs = "dfs", Beam = "beam" });
-choice_enum!(Generation { Sample = "sample", Propose = "propose" });
-choice_enum!(Evaluation { Value = "value", Vote = "vote" });
-choice_enum!(Selection { Greedy = "greedy", Sample = "sample" });
+choice_enum!(pub Method "method" { Bfs = "bfs", Dfs = "dfs", Beam = "beam" });
+choice_enum!(pub Generation "generation" { Sample = "sample", Propose = "propose" });
+choice_enum!(pub Evaluation "evaluation" { Value = "value", Vote = "vote" });
+choice_enum!(pub Selection "selection" { Greedy = "greedy", Sample = "sample" });
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SearchConfig {

@@ -4,7 +4,10 @@
 //! gone (the client disconnected) is cancelled and its sequences freed.
 
 use super::openai::{ApiError, Input, Limits, Parsed};
-use crate::decode::{DecodeError, Engine, Event, FinishReason, Output, Request, RequestId};
+use crate::decode::{
+    Capacity, DecodeError, Engine, Event, FinishReason, Needs, Output, Request, RequestId,
+    Tokenized,
+};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,26 +76,22 @@ pub struct Info {
 
 struct Waiting {
     job: Job,
-    request: Request,
-    cells: usize,
+    tokenized: Tokenized,
+    needs: Needs,
 }
 
 struct Running {
     job: Job,
-    branches: usize,
-    cells: usize,
+    needs: Needs,
 }
 
 struct Worker {
     engine: Engine,
-    limits: Limits,
     shared: Arc<Shared>,
     waiting: VecDeque<Waiting>,
     running: HashMap<RequestId, Running>,
-    /// KV cells the requests in the batch may need at most.
-    reserved: usize,
-    /// Cells the batch may reserve: the context, less the prefix cache's share.
-    budget: usize,
+    /// What the requests in the batch may take at most, against its room.
+    capacity: Capacity,
     stopping: bool,
     health: Health,
 }
@@ -120,20 +119,13 @@ pub fn run<F>(
         model: engine.target.name().to_string(),
         context,
     }));
-    // The prefix cache may keep up to half the context (see decode::engine).
-    let budget = if engine.config.prefix_cache {
-        context / 2
-    } else {
-        context
-    };
+    let capacity = Capacity::new(context, engine.config.prefix_cache, limits.max_branches);
     let mut worker = Worker {
         engine,
-        limits,
         shared,
         waiting: VecDeque::new(),
         running: HashMap::new(),
-        reserved: 0,
-        budget,
+        capacity,
         stopping: false,
         health: Health::default(),
     };
@@ -185,12 +177,12 @@ impl Worker {
                 )));
             }
             Command::Submit(job) => match self.check(&job.parsed) {
-                Ok((request, cells)) => {
+                Ok((tokenized, needs)) => {
                     let _ = job.events.send(JobEvent::Accepted);
                     self.waiting.push_back(Waiting {
                         job,
-                        request,
-                        cells,
+                        tokenized,
+                        needs,
                     });
                 }
                 Err(e) => {
@@ -206,14 +198,58 @@ impl Worker {
     }
 
     /// Renders and tokenizes a request's prompts and checks it against the
-    /// context. Returns the engine request and the KV cells it may need.
-    fn check(&self, p: &Parsed) -> Result<(Request, usize), ApiError> {
-        let e = &self.engine;
-        let prompts = match &p.input {
-            Input::Prompts(prompts) => prompts.clone(),
-            Input::Chat(messages) => vec![e
-                .chat(messages)
-                .map_err(|err| ApiError::invalid(Some("messages"), err.to_string()))?],
+    /// context. Returns the tokenized request and what it may take.
+    fn check(&self, p: &Parsed) -> Result<(Tokenized, Needs), ApiError> {
+        let (request, param) = self.request(p)?;
+        let tokenized = self.engine.tokenize(request).map_err(|err| match err {
+            DecodeError::Model(_) => ApiError::invalid(Some(param), err.to_string()),
+            _ => ApiError::invalid(None, err.to_string()),
+        })?;
+        let context = self.engine.target.context_size();
+        let max_tokens = tokenized.request.max_tokens;
+        for tokens in tokenized.prompts.iter().map(Vec::len) {
+            if tokens == 0 {
+                return Err(ApiError::invalid(Some(param), "a prompt is empty"));
+            }
+            if tokens + max_tokens > context {
+                return Err(ApiError::invalid(
+                    Some(param),
+                    format!(
+                        "This model's maximum context length is {context} tokens. However, you \
+                         requested {} tokens ({tokens} in the prompt, {max_tokens} for the completion). \
+                         Please reduce the length of the prompt or completion.",
+                        tokens + max_tokens,
+                    ),
+                )
+                .with_code("context_length_exceeded"));
+            }
+        }
+        let needs = self.engine.needs(&tokenized);
+        if needs.cells > self.capacity.cells {
+            return Err(ApiError::invalid(
+                Some("n"),
+                format!(
+                    "the request may need {} KV cells (prompts, plus n times max_tokens), \
+                     more than the {} this server gives one batch; lower n or max_tokens",
+                    needs.cells, self.capacity.cells
+                ),
+            )
+            .with_code("context_length_exceeded"));
+        }
+        Ok((tokenized, needs))
+    }
+
+    /// The engine request of a parsed one, and the parameter its prompts came in.
+    fn request(&self, p: &Parsed) -> Result<(Request, &'static str), ApiError> {
+        let (prompts, param) = match &p.input {
+            Input::Prompts(prompts) => (prompts.clone(), "prompt"),
+            Input::Chat(messages) => {
+                let prompt = self
+                    .engine
+                    .chat(messages)
+                    .map_err(|err| ApiError::invalid(Some("messages"), err.to_string()))?;
+                (vec![prompt], "messages")
+            }
         };
         let request = Request {
             prompts,
@@ -224,56 +260,7 @@ impl Worker {
             stop: p.stop.clone(),
             seed: p.seed.unwrap_or_else(rand::random),
         };
-        request
-            .validate()
-            .map_err(|err| ApiError::invalid(None, err.to_string()))?;
-        let param = match p.input {
-            Input::Prompts(_) => "prompt",
-            Input::Chat(_) => "messages",
-        };
-        let context = e.target.context_size();
-        let depth = if e.draft.is_some() {
-            e.config.shape().depth() + 1
-        } else {
-            1
-        };
-        let mut cells = 0;
-        for text in &request.prompts {
-            let tokens = e
-                .target
-                .tokenize(text, true)
-                .map_err(|err| ApiError::invalid(Some(param), err.to_string()))?
-                .len();
-            if tokens == 0 {
-                return Err(ApiError::invalid(Some(param), "a prompt is empty"));
-            }
-            if tokens + request.max_tokens > context {
-                return Err(ApiError::invalid(
-                    Some(param),
-                    format!(
-                        "This model's maximum context length is {context} tokens. However, you \
-                         requested {} tokens ({tokens} in the prompt, {} for the completion). \
-                         Please reduce the length of the prompt or completion.",
-                        tokens + request.max_tokens,
-                        request.max_tokens
-                    ),
-                )
-                .with_code("context_length_exceeded"));
-            }
-            cells += tokens + request.n * (request.max_tokens + depth);
-        }
-        if cells > self.budget {
-            return Err(ApiError::invalid(
-                Some("n"),
-                format!(
-                    "the request may need {cells} KV cells (prompts, plus n times max_tokens), \
-                     more than the {} this server gives one batch; lower n or max_tokens",
-                    self.budget
-                ),
-            )
-            .with_code("context_length_exceeded"));
-        }
-        Ok((request, cells))
+        Ok((request, param))
     }
 
     fn drop_abandoned(&mut self) {
@@ -291,7 +278,7 @@ impl Worker {
             .collect();
         for id in gone {
             let r = self.running.remove(&id).expect("listed");
-            self.reserved -= r.cells;
+            self.capacity.give_back(&r.needs);
             self.engine.cancel(id);
             self.health.cancelled += 1;
         }
@@ -301,26 +288,22 @@ impl Worker {
     /// (any request fits an empty batch: `check` bounded it).
     fn admit(&mut self) {
         while let Some(w) = self.waiting.front() {
-            let branches = w.request.prompts.len() * w.request.n;
-            let live: usize = self.running.values().map(|r| r.branches).sum();
-            let fits = live + branches <= self.limits.max_branches
-                && self.reserved + w.cells <= self.budget;
-            if !fits && !self.running.is_empty() {
+            if !self.capacity.fits(&w.needs) && !self.running.is_empty() {
                 return;
             }
             let w = self.waiting.pop_front().expect("front");
             self.left_queue();
-            match self.engine.admit(&w.request, w.job.parsed.stream) {
+            match self
+                .engine
+                .admit_tokenized(w.tokenized, w.job.parsed.stream)
+            {
                 Ok(id) => {
-                    self.reserved += w.cells;
-                    self.running.insert(
-                        id,
-                        Running {
-                            job: w.job,
-                            branches,
-                            cells: w.cells,
-                        },
-                    );
+                    self.capacity.take(&w.needs);
+                    let running = Running {
+                        job: w.job,
+                        needs: w.needs,
+                    };
+                    self.running.insert(id, running);
                 }
                 Err(e) => {
                     self.health.failed += 1;
@@ -341,7 +324,7 @@ impl Worker {
                     self.health.failed += 1;
                     let _ = r.job.events.send(JobEvent::Failed(error.clone()));
                 }
-                self.reserved = 0;
+                self.capacity.clear();
                 return;
             }
         };
@@ -363,7 +346,7 @@ impl Worker {
                 }
                 Event::Done { request, output } => {
                     if let Some(r) = self.running.remove(&request) {
-                        self.reserved -= r.cells;
+                        self.capacity.give_back(&r.needs);
                         self.health.completed += 1;
                         self.health.generated_tokens += output.stats.generated_tokens as u64;
                         let _ = r.job.events.send(JobEvent::Done(output));
