@@ -407,7 +407,81 @@ fn find_stop(text: &[u8], old: usize, stops: &[String]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_stop;
+    use super::*;
+    use crate::decode::sampling::Sampling;
+    use crate::model::tiny::{TinyConfig, TinyLm};
+
+    fn branch(max_tokens: usize) -> Branch {
+        let sampler = || Sampler::new(Sampling::default(), 0, 0);
+        Branch::new(BranchStart {
+            origin: Origin {
+                request: 0,
+                choice: 0,
+                prompt_index: 0,
+                sample_index: 0,
+            },
+            prompt: &[1, 2, 3],
+            target_seq: SeqId(0),
+            draft_seq: None,
+            target_sampler: sampler(),
+            draft_sampler: sampler(),
+            limits: Limits {
+                max_tokens,
+                stop: Arc::from(Vec::new()),
+                context: 64,
+            },
+            draft_len: 3,
+            admitted_at: 0.0,
+        })
+    }
+
+    #[test]
+    fn a_round_moves_a_branch_through_its_states_until_it_finishes() {
+        let model = TinyLm::new(TinyConfig::target());
+        let mut b = branch(2);
+        assert_eq!(
+            (b.state(), b.target().cached, b.room()),
+            (BranchState::Ready, 2, 2)
+        );
+        for state in [
+            BranchState::Drafting,
+            BranchState::Queued,
+            BranchState::Verifying,
+        ] {
+            b.move_to(state);
+            assert_eq!(b.state(), state);
+        }
+        assert!(b.commit(4, &model));
+        b.end_verify(1.0);
+        assert_eq!(b.state(), BranchState::Ready);
+        b.move_to(BranchState::Verifying);
+        assert!(!b.commit(5, &model), "max_tokens reached");
+        b.end_verify(2.0);
+        let finished = BranchState::Finished {
+            reason: FinishReason::Length,
+            at: Some(2.0),
+        };
+        assert_eq!(b.state(), finished);
+        b.move_to(BranchState::Ready);
+        assert_eq!(b.state(), finished, "a finished branch stays finished");
+        let c = b.into_completion(5.0);
+        assert_eq!(
+            (c.tokens, c.finish_reason),
+            (vec![4, 5], FinishReason::Length)
+        );
+        assert_eq!(c.stats.idle_s, 2.0);
+    }
+
+    #[test]
+    fn a_branch_without_room_finishes_on_admission() {
+        let b = branch(0);
+        let at_once = BranchState::Finished {
+            reason: FinishReason::Length,
+            at: None,
+        };
+        assert_eq!(b.state(), at_once);
+        assert_eq!(b.into_completion(3.0).stats.idle_s, 3.0);
+    }
 
     #[test]
     fn stop_string_across_tokens() {
