@@ -26,7 +26,7 @@ fn smollm() -> String {
 }
 
 fn qwen_draft() -> String {
-    common::model_path(seed::app::models::DRAFT_DEFAULT)
+    common::model_path(seed::fetch::models::DRAFT_DEFAULT)
         .display()
         .to_string()
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use seed::app::models::DRAFT_DEFAULT;
+use seed::fetch::models::DRAFT_DEFAULT;
 use seed::model::llama::{LlamaLm, LlamaOptions};
 use seed::model::{BatchToken, Model, SeqId, Token};
 

@@ -160,7 +160,7 @@ fn solve_runs_a_whole_bfs_problem() {
 #[test]
 fn solve_grows_a_game24_tree_with_the_default_target() {
     let _lock = common::REAL_MODEL_LOCK.lock();
-    let target = common::model_path(seed::app::models::TARGET_DEFAULT);
+    let target = common::model_path(seed::fetch::models::TARGET_DEFAULT);
     let out = tempfile::tempdir().unwrap();
     let result = std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
         .args([

@@ -1,7 +1,7 @@
 //! Resolving and loading the target and draft models for a command.
 
-use super::models;
 use crate::decode::{Drafter, Engine, EngineConfig, EngineKind, TreeShape, VerifyPolicy};
+use crate::fetch::models;
 use crate::model::llama::{LlamaLm, LlamaOptions};
 use crate::model::Model;
 use anyhow::{Context, Result};

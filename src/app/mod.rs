@@ -7,7 +7,7 @@ mod generate;
 pub mod html;
 pub mod load;
 mod loadtest;
-pub mod models;
+mod models;
 mod serve;
 mod solve;
 
@@ -45,19 +45,8 @@ enum Command {
     /// Install or list models.
     Models {
         #[command(subcommand)]
-        action: ModelsAction,
+        action: models::ModelsAction,
     },
-}
-
-#[derive(Subcommand)]
-enum ModelsAction {
-    /// Install models: `default` (target and draft), `tiny`, `all` or one name.
-    Fetch {
-        #[arg(default_value = "default")]
-        which: String,
-    },
-    /// Show the known models and where they are installed.
-    List,
 }
 
 pub fn main() -> ExitCode {
@@ -68,7 +57,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(*args),
         Command::Serve(args) => serve::run(*args),
         Command::Loadtest(args) => loadtest::run(*args),
-        Command::Models { action } => run_models(action),
+        Command::Models { action } => models::run(action),
         Command::Data { action } => data::run(action),
     };
     match result {
@@ -78,23 +67,4 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn run_models(action: ModelsAction) -> anyhow::Result<()> {
-    let dir = models::models_dir()?;
-    match action {
-        ModelsAction::Fetch { which } => {
-            for spec in models::group(&which)? {
-                let path = models::ensure(spec, &dir, true)?;
-                println!("{}\t{}", spec.name, path.display());
-            }
-        }
-        ModelsAction::List => {
-            println!("models folder: {}", dir.display());
-            for line in models::list(&dir) {
-                println!("{line}");
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,8 +1,8 @@
 //! HTTP handlers: authentication, the bounded queue, and turning worker
 //! events into OpenAI responses or server-sent event streams.
 
-use super::openai::{self, ApiError, Endpoint, Limits, Meta, Usage};
-use super::worker::{Command, Job, JobEvent, Shared};
+use super::openai::{self, ApiError, Endpoint, Limits, Meta, ModelList, Usage};
+use super::worker::{Command, Health, Job, JobEvent, Shared};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -10,7 +10,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,12 +37,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
+/// Compact JSON of a response body; none of ours can fail to serialize.
+fn to_json(body: &impl Serialize) -> String {
+    serde_json::to_string(body).expect("response bodies serialize")
+}
+
+fn json_response(status: u16, body: &impl Serialize) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        to_json(body),
     )
         .into_response()
 }
@@ -92,16 +97,27 @@ async fn not_found() -> Response {
     })
 }
 
+/// `GET /health`: the worker's counters, with the model's name.
+#[derive(Serialize)]
+struct HealthBody<'a> {
+    status: &'static str,
+    model: &'a str,
+    #[serde(flatten)]
+    health: Health,
+}
+
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let h = state
+    let health = state
         .shared
         .health
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let mut body = json!(h);
-    body["status"] = json!("ok");
-    body["model"] = json!(state.model);
+    let body = HealthBody {
+        status: "ok",
+        model: &state.model,
+        health,
+    };
     json_response(200, &body)
 }
 
@@ -109,12 +125,7 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     if let Err(e) = authorize(&state, &headers) {
         return error_response(e);
     }
-    json_response(
-        200,
-        &json!({"object": "list", "data": [{
-            "id": state.model, "object": "model", "created": state.created, "owned_by": "seed",
-        }]}),
-    )
+    json_response(200, &ModelList::one(&state.model, state.created))
 }
 
 async fn completions(
@@ -229,15 +240,13 @@ fn stream_response(
                         s.started.resize(choice + 1, false);
                     }
                     let first = !std::mem::replace(&mut s.started[choice], true);
-                    s.meta
-                        .chunk(choice, &text, first, finish, s.include_usage)
-                        .to_string()
+                    to_json(&s.meta.chunk(choice, &text, first, finish, s.include_usage))
                 }
                 Some(JobEvent::Done(output)) => {
                     s.finished = true;
                     let events = if s.include_usage {
                         let usage = s.meta.usage_chunk(Usage::of(&output));
-                        vec![usage.to_string(), "[DONE]".to_string()]
+                        vec![to_json(&usage), "[DONE]".to_string()]
                     } else {
                         vec!["[DONE]".to_string()]
                     };
@@ -245,12 +254,12 @@ fn stream_response(
                 }
                 Some(JobEvent::Failed(e)) | Some(JobEvent::Rejected(e)) => {
                     s.finished = true;
-                    return Some((vec![e.body().to_string(), "[DONE]".to_string()], s));
+                    return Some((vec![to_json(&e.body()), "[DONE]".to_string()], s));
                 }
                 Some(JobEvent::Accepted) => continue,
                 None => {
                     s.finished = true;
-                    let e = engine_gone().body().to_string();
+                    let e = to_json(&engine_gone().body());
                     return Some((vec![e, "[DONE]".to_string()], s));
                 }
             };

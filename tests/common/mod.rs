@@ -12,14 +12,14 @@ pub static REAL_MODEL_LOCK: Mutex<()> = Mutex::new(());
 pub fn model_path(name: &str) -> PathBuf {
     static FETCH: Mutex<()> = Mutex::new(());
     let _once = FETCH.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = seed::app::models::models_dir().expect("models folder");
-    let spec = seed::app::models::spec(name).unwrap();
-    seed::app::models::ensure(spec, &dir, false)
+    let dir = seed::fetch::models::models_dir().expect("models folder");
+    let spec = seed::fetch::models::spec(name).unwrap();
+    seed::fetch::models::ensure(spec, &dir, false)
         .unwrap_or_else(|e| panic!("cannot install {name} in {}: {e:#}", dir.display()))
 }
 
 pub fn smollm_path() -> PathBuf {
-    model_path(seed::app::models::TINY)
+    model_path(seed::fetch::models::TINY)
 }
 
 pub fn smollm(context: usize) -> LlamaLm {
