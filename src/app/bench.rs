@@ -1,27 +1,27 @@
 //! `seed bench`: every engine configuration on the same tree searches, side by
 //! side, with an identity check of the trees at temperature 0.
 
-use super::charts;
-use super::generate::{peak_memory_mib, write_atomic};
 use super::load::ModelArgs;
-use super::solve::{dataset_problems, parse_range, SearchArgs, TaskName};
+use super::problems::{dataset_problems, parse_range, Problem, TaskName};
+use super::report::{charts, csv, table, Row};
+use super::search_args::SearchArgs;
+use super::util::{peak_memory_mib, write_atomic};
 use crate::decode::{
-    divergences_from, Drafter, Engine, EngineConfig, EngineKind, Output, Request, RunStats,
-    TraceEvent, TreeShape, VerifyPolicy,
+    divergences_from, Engine, EngineConfig, EngineKind, Output, Request, RunStats, TraceEvent,
+    TreeShape,
 };
-use crate::search::algorithms::search;
+use crate::search::algorithms::{search, SearchConfig};
 use crate::search::llm::Llm;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    #[arg(long, value_enum)]
+    /// gsm8k, game24, text or blocksworld.
+    #[arg(long)]
     pub task: TaskName,
     /// Dataset problems: one index or an inclusive range, e.g. 0-19 or 900-919.
     #[arg(long)]
@@ -71,60 +71,20 @@ struct Config {
     engine: EngineConfig,
 }
 
+/// The configurations of `--engines`, in the grammar of
+/// `EngineConfig`'s names; a name without a draft shape takes `--gamma` and
+/// `--tree`.
 fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<Vec<Config>> {
     let mut configs: Vec<Config> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let mut parts = name.split('+');
-        let rest = parts.next().unwrap_or_default();
-        let (mut prefix_cache, mut drafter) = (false, Drafter::Model);
-        let (mut adaptive_gamma, mut cost_aware, mut dedup_greedy) = (false, false, false);
-        let mut ngram_history = false;
-        for option in parts {
-            match option {
-                "pc" => prefix_cache = true,
-                "ngram" => drafter = Drafter::NgramModel,
-                "ngram-only" => drafter = Drafter::Ngram,
-                "adaptive" => adaptive_gamma = true,
-                "cost" => cost_aware = true,
-                "history" => ngram_history = true,
-                "dedup" => dedup_greedy = true,
-                _ => bail!(
-                    "--engines {name:?}: unknown option +{option} (expected +pc, +ngram, +ngram-only, +adaptive, +cost, +history or +dedup)"
-                ),
-            }
+        let invalid = |e: String| anyhow::anyhow!("--engines {name:?}: {e}");
+        let mut engine: EngineConfig = name.parse().map_err(invalid)?;
+        if !name.contains('[') {
+            engine.gamma = gamma;
+            engine.tree = tree.clone();
+            engine.check().map_err(invalid)?;
         }
-        let (kind, verify) = match rest.split_once('-') {
-            Some((kind, verify)) => (kind, Some(verify)),
-            None => (rest, None),
-        };
-        let kind: EngineKind = kind
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--engines {name:?}: {e}"))?;
-        let verify = match verify {
-            None => VerifyPolicy::Fcfs,
-            Some(v) if kind == EngineKind::Seed => v
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("--engines {name:?}: {e}"))?,
-            Some(_) => {
-                bail!("--engines {name:?}: only seed takes a verify policy (-fcfs or -batched)")
-            }
-        };
-        let engine = EngineConfig {
-            kind,
-            gamma,
-            tree: tree.clone(),
-            verify,
-            trace: true,
-            prefix_cache,
-            drafter,
-            adaptive_gamma,
-            cost_aware,
-            ngram_history,
-            dedup_greedy,
-        };
-        engine
-            .check()
-            .map_err(|e| anyhow::anyhow!("--engines {name:?}: {e}"))?;
+        engine.trace = true;
         if configs.iter().any(|c| c.name == name) {
             bail!("--engines names {name:?} twice");
         }
@@ -167,31 +127,120 @@ impl Llm for Recorder<'_> {
     }
 }
 
-/// What one configuration did over all problems.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ConfigResult {
-    pub config: String,
-    pub engine: String,
-    pub wall_s: f64,
-    pub speedup_vs_ar: Option<f64>,
-    pub speedup_vs_sd: Option<f64>,
-    pub tokens_per_s: f64,
-    pub accept_rate: f64,
-    /// Drafted tokens accepted per target forward (0 for `ar`).
-    pub accepted_per_target_forward: f64,
-    pub target_forwards_per_token: f64,
-    pub generated_tokens: usize,
-    pub prompt_tokens: usize,
-    pub prompt_tokens_reused: usize,
-    /// Seconds of prompt processing, which no decoding method shortens.
-    pub prompt_s: f64,
-    pub requests: usize,
-    pub correct: usize,
-    pub problems: usize,
-    /// Whether every tree equals the reference configuration's.
-    pub identical: bool,
+/// One configuration's search of one problem.
+struct Run {
+    wall_s: f64,
+    correct: bool,
+    /// The tree's signature, to compare trees.
+    signature: String,
+    stats: RunStats,
+    requests: usize,
+    timeline: Option<Vec<TraceEvent>>,
+    log: Vec<(Request, Output)>,
+}
+
+/// What one configuration did over the problems so far.
+#[derive(Default)]
+struct Tally {
+    wall_s: f64,
+    requests: usize,
+    problems: usize,
+    correct: usize,
+    stats: RunStats,
+    /// The trace of its first request with several branches.
+    timeline: Option<Vec<TraceEvent>>,
     /// Problems whose tree differs from the reference's.
-    pub differing: Vec<String>,
+    differing: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, run: &mut Run) {
+        self.wall_s += run.wall_s;
+        self.requests += run.requests;
+        self.problems += 1;
+        self.correct += usize::from(run.correct);
+        self.stats.add(&run.stats);
+        if self.timeline.is_none() {
+            self.timeline = run.timeline.take();
+        }
+    }
+}
+
+/// The configurations, run on one engine; `reference` builds the trees the
+/// others' are compared with.
+struct Bench<'a> {
+    engine: Engine,
+    configs: &'a [Config],
+    search: &'a SearchConfig,
+    reference: usize,
+    bar: ProgressBar,
+}
+
+impl Bench<'_> {
+    /// Problem by problem, every configuration in turn, so that machine noise
+    /// falls on all alike.
+    fn run_all(&mut self, problems: &[Problem]) -> Result<Vec<Tally>> {
+        let mut tallies: Vec<Tally> = self.configs.iter().map(|_| Tally::default()).collect();
+        for p in problems {
+            let mut runs = Vec::with_capacity(self.configs.len());
+            for (c, tally) in self.configs.iter().zip(&mut tallies) {
+                self.bar
+                    .set_message(format!("{} {}: {}", p.task.name(), p.label, c.name));
+                let mut run = self.search_once(c, p)?;
+                tally.add(&mut run);
+                runs.push(run);
+                self.bar.inc(1);
+            }
+            self.compare_trees(p, &runs, &mut tallies)?;
+        }
+        self.bar.finish_and_clear();
+        Ok(tallies)
+    }
+
+    fn search_once(&mut self, config: &Config, p: &Problem) -> Result<Run> {
+        self.engine.config = config.engine.clone();
+        self.engine.forget_past_requests();
+        let mut recorder = Recorder {
+            engine: &mut self.engine,
+            stats: RunStats::default(),
+            requests: 0,
+            timeline: None,
+            log: Vec::new(),
+        };
+        let start = Instant::now();
+        let tree = search(&mut recorder, p.task.as_ref(), self.search, &mut |_, _| {})
+            .with_context(|| format!("{} on problem {}", config.name, p.label))?;
+        let wall_s = start.elapsed().as_secs_f64();
+        Ok(Run {
+            wall_s,
+            correct: tree.answer.as_ref().is_some_and(|a| a.correct),
+            signature: tree.signature(),
+            stats: recorder.stats,
+            requests: recorder.requests,
+            timeline: recorder.timeline,
+            log: recorder.log,
+        })
+    }
+
+    /// Marks the configurations whose tree of `p` differs from the
+    /// reference's, and says where their tokens first differ.
+    fn compare_trees(&mut self, p: &Problem, runs: &[Run], tallies: &mut [Tally]) -> Result<()> {
+        let reference = &runs[self.reference];
+        for (i, run) in runs.iter().enumerate() {
+            if run.signature == reference.signature {
+                continue;
+            }
+            tallies[i].differing.push(p.label.clone());
+            let why = explain(&mut self.engine, &run.log, &reference.log)?;
+            self.bar.suspend(|| {
+                eprintln!(
+                    "{} differs from {} on problem {}: {why}",
+                    self.configs[i].name, self.configs[self.reference].name, p.label
+                )
+            });
+        }
+        Ok(())
+    }
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -204,111 +253,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
         parse_range("--problems", &args.problems)?,
         args.search.steps,
     )?;
-    let need_draft = configs
-        .iter()
-        .any(|c| c.engine.kind != EngineKind::Ar && c.engine.drafter.uses_model());
-    let (target, draft) = args.models.load(need_draft, !args.fast)?;
-    let mut engine = Engine::new(target, draft, configs[0].engine.clone())?;
+    let engine = load_engine(&args, &configs)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-
-    let reference = configs
-        .iter()
-        .position(|c| c.engine.kind == EngineKind::Ar)
-        .unwrap_or(0);
-    let mut results: Vec<ConfigResult> = configs
-        .iter()
-        .map(|c| ConfigResult {
-            config: c.name.clone(),
-            engine: c.engine.to_string(),
-            identical: true,
-            ..ConfigResult::default()
-        })
-        .collect();
-    let mut stats = vec![RunStats::default(); configs.len()];
-    let mut timelines: Vec<Option<Vec<TraceEvent>>> = vec![None; configs.len()];
-    let bar = ProgressBar::new((problems.len() * configs.len()) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
-            .expect("valid template"),
-    );
-    // Problem by problem, every configuration in turn, so that machine noise
-    // falls on all alike.
-    for p in &problems {
-        let mut signatures = vec![String::new(); configs.len()];
-        let mut logs = vec![Vec::new(); configs.len()];
-        for (i, c) in configs.iter().enumerate() {
-            bar.set_message(format!("{} {}: {}", p.task.name(), p.label, c.name));
-            engine.config = c.engine.clone();
-            engine.forget_past_requests();
-            let mut recorder = Recorder {
-                engine: &mut engine,
-                stats: RunStats::default(),
-                requests: 0,
-                timeline: None,
-                log: Vec::new(),
-            };
-            let start = Instant::now();
-            let tree = search(
-                &mut recorder,
-                p.task.as_ref(),
-                &search_config,
-                &mut |_, _| {},
-            )
-            .with_context(|| format!("{} on problem {}", c.name, p.label))?;
-            let wall = start.elapsed().as_secs_f64();
-            let r = &mut results[i];
-            r.wall_s += wall;
-            r.requests += recorder.requests;
-            r.problems += 1;
-            r.correct += usize::from(tree.answer.as_ref().is_some_and(|a| a.correct));
-            stats[i].add(&recorder.stats);
-            if timelines[i].is_none() {
-                timelines[i] = recorder.timeline.take();
-            }
-            signatures[i] = tree.signature();
-            logs[i] = std::mem::take(&mut recorder.log);
-            bar.inc(1);
-        }
-        for (i, sig) in signatures.iter().enumerate() {
-            if *sig != signatures[reference] {
-                results[i].identical = false;
-                results[i].differing.push(p.label.clone());
-                let why = explain(&mut engine, &logs[i], &logs[reference])?;
-                bar.suspend(|| {
-                    eprintln!(
-                        "{} differs from {} on problem {}: {why}",
-                        configs[i].name, configs[reference].name, p.label
-                    )
-                });
-            }
-        }
-    }
-    bar.finish_and_clear();
-
-    let wall_of = |kind: EngineKind| {
-        configs
+    let mut bench = Bench {
+        engine,
+        configs: &configs,
+        search: &search_config,
+        reference: configs
             .iter()
-            .position(|c| c.engine.kind == kind && !c.engine.prefix_cache && !c.engine.dedup_greedy)
-            .or_else(|| configs.iter().position(|c| c.engine.kind == kind))
-            .map(|i| results[i].wall_s)
+            .position(|c| c.engine.kind == EngineKind::Ar)
+            .unwrap_or(0),
+        bar: progress_bar(problems.len() * configs.len()),
     };
-    let (ar_wall, sd_wall) = (wall_of(EngineKind::Ar), wall_of(EngineKind::Sd));
-    for (r, s) in results.iter_mut().zip(&stats) {
-        r.speedup_vs_ar = ar_wall.map(|w| w / r.wall_s);
-        r.speedup_vs_sd = sd_wall.map(|w| w / r.wall_s);
-        r.tokens_per_s = s.generated_tokens as f64 / r.wall_s;
-        r.accept_rate = s.accept_rate();
-        r.accepted_per_target_forward = ratio(s.accepted, s.target_forwards);
-        r.target_forwards_per_token = ratio(s.target_forwards, s.generated_tokens);
-        r.generated_tokens = s.generated_tokens;
-        r.prompt_tokens = s.prompt_tokens;
-        r.prompt_tokens_reused = s.prompt_reused;
-        r.prompt_s = s.prompt_s;
-    }
-
-    let table = render_table(&results, &configs[reference].name);
-    print!("{table}");
+    let tallies = bench.run_all(&problems)?;
+    let rows = rows(&configs, &tallies);
+    let reference = &configs[bench.reference].name;
+    print!("{}", table::render(&rows, reference));
     let peak = peak_memory_mib().map_or("?".into(), |m| m.to_string());
     println!(
         "{} {} problems, {} kernels, temperature {}; peak memory of the process {peak} MiB",
@@ -317,36 +278,103 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if args.fast { "fast" } else { "exact" },
         args.temperature
     );
-    let json = serde_json::to_vec_pretty(&results)?;
+    write_reports(&args, &configs, &rows, &tallies)?;
+    if args.temperature == 0.0 {
+        check_identity(&rows, reference)?;
+        println!("identity check: every configuration built the same trees as {reference}");
+    }
+    Ok(())
+}
+
+/// One engine with the models every configuration needs, set up for the first.
+fn load_engine(args: &BenchArgs, configs: &[Config]) -> Result<Engine> {
+    let need_draft = configs
+        .iter()
+        .any(|c| c.engine.kind != EngineKind::Ar && c.engine.drafter.uses_model());
+    let (target, draft) = args.models.load(need_draft, !args.fast)?;
+    Ok(Engine::new(target, draft, configs[0].engine.clone())?)
+}
+
+fn progress_bar(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
+            .expect("valid template"),
+    );
+    bar
+}
+
+/// The configuration whose wall time the speedups over `kind` divide: the
+/// first without +pc or +dedup, else the first of that kind.
+fn speedup_base(configs: &[Config], kind: EngineKind) -> Option<usize> {
+    configs
+        .iter()
+        .position(|c| c.engine.kind == kind && !c.engine.prefix_cache && !c.engine.dedup_greedy)
+        .or_else(|| configs.iter().position(|c| c.engine.kind == kind))
+}
+
+fn rows(configs: &[Config], tallies: &[Tally]) -> Vec<Row> {
+    let wall_of = |kind| speedup_base(configs, kind).map(|i| tallies[i].wall_s);
+    let (ar_wall, sd_wall) = (wall_of(EngineKind::Ar), wall_of(EngineKind::Sd));
+    configs
+        .iter()
+        .zip(tallies)
+        .map(|(c, t)| {
+            let s = &t.stats;
+            Row {
+                config: c.name.clone(),
+                engine: c.engine.to_string(),
+                wall_s: t.wall_s,
+                speedup_vs_ar: ar_wall.map(|w| w / t.wall_s),
+                speedup_vs_sd: sd_wall.map(|w| w / t.wall_s),
+                tokens_per_s: s.generated_tokens as f64 / t.wall_s,
+                accept_rate: s.accept_rate(),
+                accepted_per_target_forward: ratio(s.accepted, s.target_forwards),
+                target_forwards_per_token: ratio(s.target_forwards, s.generated_tokens),
+                generated_tokens: s.generated_tokens,
+                prompt_tokens: s.prompt_tokens,
+                prompt_tokens_reused: s.prompt_reused,
+                prompt_s: s.prompt_s,
+                requests: t.requests,
+                correct: t.correct,
+                problems: t.problems,
+                identical: t.differing.is_empty(),
+                differing: t.differing.clone(),
+            }
+        })
+        .collect()
+}
+
+/// bench.json (and --json), bench.csv, speedup.svg and timeline.svg.
+fn write_reports(
+    args: &BenchArgs,
+    configs: &[Config],
+    rows: &[Row],
+    tallies: &[Tally],
+) -> Result<()> {
+    let json = serde_json::to_vec_pretty(rows)?;
     write_atomic(&args.out.join("bench.json"), &json)?;
     if let Some(path) = &args.json {
         write_atomic(path, &json)?;
     }
-    write_atomic(&args.out.join("bench.csv"), render_csv(&results).as_bytes())?;
+    write_atomic(&args.out.join("bench.csv"), csv::render(rows)?.as_bytes())?;
+    let ar = speedup_base(configs, EngineKind::Ar).map_or("ar", |i| &configs[i].name);
     write_atomic(
         &args.out.join("speedup.svg"),
-        charts::speedup(&results).as_bytes(),
+        charts::speedup(rows, ar).as_bytes(),
     )?;
     // The timeline of the fastest speculative configuration's first batch step.
     let best = (0..configs.len())
-        .filter(|&i| configs[i].engine.kind != EngineKind::Ar && timelines[i].is_some())
-        .min_by(|&a, &b| results[a].wall_s.total_cmp(&results[b].wall_s));
+        .filter(|&i| configs[i].engine.kind != EngineKind::Ar && tallies[i].timeline.is_some())
+        .min_by(|&a, &b| rows[a].wall_s.total_cmp(&rows[b].wall_s));
     if let Some(i) = best {
-        let events = timelines[i].as_deref().unwrap_or_default();
+        let events = tallies[i].timeline.as_deref().unwrap_or_default();
         write_atomic(
             &args.out.join("timeline.svg"),
             charts::timeline(&configs[i].name, events).as_bytes(),
         )?;
     }
     println!("results in {}", args.out.display());
-
-    if args.temperature == 0.0 {
-        check_identity(&results, &configs[reference].name)?;
-        println!(
-            "identity check: every configuration built the same trees as {}",
-            configs[reference].name
-        );
-    }
     Ok(())
 }
 
@@ -378,8 +406,8 @@ fn explain(
 
 /// Fails, naming every configuration and problem, if a configuration built
 /// other trees than the reference.
-fn check_identity(results: &[ConfigResult], reference: &str) -> Result<()> {
-    let differing: Vec<&ConfigResult> = results.iter().filter(|r| !r.identical).collect();
+fn check_identity(results: &[Row], reference: &str) -> Result<()> {
+    let differing: Vec<&Row> = results.iter().filter(|r| !r.identical).collect();
     if differing.is_empty() {
         return Ok(());
     }
@@ -408,89 +436,10 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
-fn fmt_speedup(x: Option<f64>) -> String {
-    x.map_or("-".into(), |x| format!("{x:.2}x"))
-}
-
-fn render_table(results: &[ConfigResult], reference: &str) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<18} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>15} {:>6} {:>9}",
-        "config",
-        "wall s",
-        "prompt s",
-        "vs ar",
-        "vs sd",
-        "tok/s",
-        "accept",
-        "acc/fwd",
-        "fwd/tok",
-        "prompt reused",
-        "right",
-        "same tree"
-    );
-    for r in results {
-        let _ = writeln!(
-            out,
-            "{:<18} {:>8.1} {:>8.1} {:>7} {:>7} {:>7.1} {:>6.0}% {:>8.2} {:>9.3} {:>15} {:>6} {:>9}",
-            r.config,
-            r.wall_s,
-            r.prompt_s,
-            fmt_speedup(r.speedup_vs_ar),
-            fmt_speedup(r.speedup_vs_sd),
-            r.tokens_per_s,
-            100.0 * r.accept_rate,
-            r.accepted_per_target_forward,
-            r.target_forwards_per_token,
-            format!("{}/{}", r.prompt_tokens_reused, r.prompt_tokens),
-            format!("{}/{}", r.correct, r.problems),
-            if r.config == reference {
-                "ref"
-            } else if r.identical {
-                "yes"
-            } else {
-                "NO"
-            }
-        );
-    }
-    out
-}
-
-fn render_csv(results: &[ConfigResult]) -> String {
-    let mut out = String::from(
-        "config,engine,wall_s,speedup_vs_ar,speedup_vs_sd,tokens_per_s,accept_rate,accepted_per_target_forward,target_forwards_per_token,generated_tokens,prompt_tokens,prompt_tokens_reused,prompt_s,requests,correct,problems,identical\n",
-    );
-    let opt = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.4}"));
-    for r in results {
-        let _ = writeln!(
-            out,
-            "{},{},{:.3},{},{},{:.3},{:.4},{:.4},{:.4},{},{},{},{:.3},{},{},{},{}",
-            r.config,
-            r.engine,
-            r.wall_s,
-            opt(r.speedup_vs_ar),
-            opt(r.speedup_vs_sd),
-            r.tokens_per_s,
-            r.accept_rate,
-            r.accepted_per_target_forward,
-            r.target_forwards_per_token,
-            r.generated_tokens,
-            r.prompt_tokens,
-            r.prompt_tokens_reused,
-            r.prompt_s,
-            r.requests,
-            r.correct,
-            r.problems,
-            r.identical
-        );
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::{Drafter, VerifyPolicy};
 
     #[test]
     fn configuration_names() {
@@ -529,11 +478,11 @@ mod tests {
 
     #[test]
     fn identity_check_names_what_differs() {
-        let result = |config: &str, differing: &[&str]| ConfigResult {
+        let result = |config: &str, differing: &[&str]| Row {
             config: config.into(),
             identical: differing.is_empty(),
             differing: differing.iter().map(|s| s.to_string()).collect(),
-            ..ConfigResult::default()
+            ..Row::default()
         };
         let same = [result("ar", &[]), result("seed+pc", &[])];
         assert!(check_identity(&same, "ar").is_ok());

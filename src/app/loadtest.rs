@@ -90,10 +90,33 @@ pub fn run(args: LoadtestArgs) -> Result<()> {
     let deadline = Duration::from_secs(args.duration);
     let client = Client::new(&args.url, api_key, deadline + Duration::from_secs(60))?;
     let model = client.model().context("asking the server for its model")?;
+    let start = Instant::now();
+    let (samples, errors) = send_all(&args, &client, &model, start, deadline);
+    report(
+        &args,
+        &model,
+        &samples,
+        errors.len(),
+        start.elapsed().as_secs_f64(),
+    );
+    if let Some(e) = errors.first() {
+        bail!("{} requests failed; the first: {e}", errors.len());
+    }
+    Ok(())
+}
+
+/// Runs the clients until every request is sent or the deadline passes;
+/// returns the answered requests and the errors of the others.
+fn send_all(
+    args: &LoadtestArgs,
+    client: &Client,
+    model: &str,
+    start: Instant,
+    deadline: Duration,
+) -> (Vec<Sample>, Vec<String>) {
     let next = AtomicUsize::new(0);
     let samples = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
-    let start = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..args.clients.min(args.requests) {
             scope.spawn(|| loop {
@@ -101,45 +124,50 @@ pub fn run(args: LoadtestArgs) -> Result<()> {
                 if i >= args.requests || start.elapsed() > deadline {
                     return;
                 }
-                let body = json!({
-                    "model": model,
-                    "messages": [{"role": "user", "content": args.prompt}],
-                    "n": args.n,
-                    "max_tokens": args.max_tokens,
-                    "temperature": args.temperature,
-                    "seed": i,
-                });
-                let t0 = Instant::now();
-                let result = if args.stream {
-                    client
-                        .stream("/chat/completions", &body)
-                        .map(|s| (s.completion_tokens.unwrap_or(0), s.first_text_s))
-                } else {
-                    client
-                        .complete("/chat/completions", &body)
-                        .map(|r| (r.completion_tokens, None))
-                };
-                match result {
-                    Ok((tokens, first_text_s)) => samples.lock().unwrap().push(Sample {
-                        latency_s: t0.elapsed().as_secs_f64(),
-                        first_text_s,
-                        tokens,
-                    }),
+                match send_one(args, client, model, i) {
+                    Ok(sample) => samples.lock().unwrap().push(sample),
                     Err(e) => errors.lock().unwrap().push(format!("{e:#}")),
                 }
             });
         }
     });
-    let wall = start.elapsed().as_secs_f64();
-    let samples = samples.into_inner().unwrap();
-    let errors = errors.into_inner().unwrap();
+    (samples.into_inner().unwrap(), errors.into_inner().unwrap())
+}
+
+/// Request `i` (with seed `i`), streamed or not.
+fn send_one(args: &LoadtestArgs, client: &Client, model: &str, i: usize) -> Result<Sample> {
+    let body = json!({
+        "model": model,
+        "messages": [{"role": "user", "content": args.prompt}],
+        "n": args.n,
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "seed": i,
+    });
+    let t0 = Instant::now();
+    let (tokens, first_text_s) = if args.stream {
+        let s = client.stream("/chat/completions", &body)?;
+        (s.completion_tokens.unwrap_or(0), s.first_text_s)
+    } else {
+        let r = client.complete("/chat/completions", &body)?;
+        (r.completion_tokens, None)
+    };
+    Ok(Sample {
+        latency_s: t0.elapsed().as_secs_f64(),
+        first_text_s,
+        tokens,
+    })
+}
+
+/// Throughput and latency percentiles on stdout.
+fn report(args: &LoadtestArgs, model: &str, samples: &[Sample], failed: usize, wall: f64) {
     let tokens: usize = samples.iter().map(|s| s.tokens).sum();
     let mut latency: Vec<f64> = samples.iter().map(|s| s.latency_s).collect();
     latency.sort_by(f64::total_cmp);
     println!(
         "{model}: {} requests ok, {} failed, {} clients, {:.1} s",
         samples.len(),
-        errors.len(),
+        failed,
         args.clients,
         wall
     );
@@ -165,10 +193,6 @@ pub fn run(args: LoadtestArgs) -> Result<()> {
             percentile(&first, 99.0)
         );
     }
-    if let Some(e) = errors.first() {
-        bail!("{} requests failed; the first: {e}", errors.len());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,15 +1,17 @@
 //! The `seed` command line.
 
 mod bench;
-mod charts;
 mod data;
 mod generate;
-pub mod html;
 pub mod load;
 mod loadtest;
 mod models;
+mod problems;
+mod report;
+mod search_args;
 mod serve;
 mod solve;
+mod util;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -1,33 +1,28 @@
 //! `seed solve`: tree-of-thought search on one problem or a range of a dataset.
 
-use super::generate::{peak_memory_mib, write_atomic};
 use super::load::{EngineArgs, EngineChoice};
-use crate::decode::{Drafter, EngineKind, Sampling, VerifyPolicy};
-use crate::search::algorithms::{search, Evaluation, Generation, Method, SearchConfig, Selection};
+use super::problems::{dataset_problems, parse_range, Problem, TaskName};
+use super::report::html;
+use super::search_args::SearchArgs;
+use super::util::{peak_memory_mib, write_atomic};
+use crate::decode::{Drafter, EngineKind, VerifyPolicy};
+use crate::search::algorithms::{search, SearchConfig};
 use crate::search::llm::Llm;
 use crate::search::task::Task;
-use crate::search::tasks::data::{self, DataDir};
 use crate::search::tasks::{game24::Game24, gsm8k::Gsm8k, text::Text};
 use crate::search::tree::{Phase, Tree};
 use crate::serve::client::RemoteLlm;
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TaskName {
-    Gsm8k,
-    Game24,
-    Text,
-    Blocksworld,
-}
-
 #[derive(Args, Debug)]
 pub struct SolveArgs {
-    #[arg(long, value_enum)]
+    /// gsm8k, game24, text or blocksworld.
+    #[arg(long)]
     pub task: TaskName,
     /// A word problem (gsm8k) or the four sentences (text), instead of the dataset.
     #[arg(long)]
@@ -54,119 +49,6 @@ pub struct SolveArgs {
     /// Folder for each problem's tree (JSON) and its page (HTML).
     #[arg(long, default_value = "seed-out")]
     pub out: PathBuf,
-}
-
-/// How to search, shared by `solve` and `bench`.
-#[derive(Args, Debug, Clone)]
-pub struct SearchArgs {
-    #[arg(long, default_value = "bfs")]
-    pub method: Method,
-    /// Thought generation: sample or propose (default: propose for game24, else sample).
-    #[arg(long)]
-    pub generate: Option<Generation>,
-    /// State evaluation: value or vote (default: vote for text, else value).
-    #[arg(long)]
-    pub evaluate: Option<Evaluation>,
-    /// Thoughts per expanded state.
-    #[arg(long, default_value_t = 3)]
-    pub k: usize,
-    /// States kept per step (BFS) or beam width.
-    #[arg(long, default_value_t = 1)]
-    pub b: usize,
-    /// Thought steps (default: the task's).
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// Samples per evaluation prompt.
-    #[arg(long, default_value_t = 1)]
-    pub n_evaluate: usize,
-    #[arg(long, default_value = "greedy")]
-    pub select: Selection,
-    /// DFS: prune children scoring below this.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub threshold: f64,
-    /// DFS: most states to generate.
-    #[arg(long, default_value_t = 100)]
-    pub budget: usize,
-    /// Temperature of the draft model (default: the target's).
-    #[arg(long, allow_negative_numbers = true)]
-    pub draft_temperature: Option<f32>,
-    #[arg(long, default_value_t = 1.0)]
-    pub top_p: f32,
-    #[arg(long, default_value_t = 0)]
-    pub top_k: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
-impl SearchArgs {
-    /// The search settings for `task` at `temperature`, checked.
-    pub fn config(&self, task: TaskName, temperature: f32) -> Result<SearchConfig> {
-        let config = SearchConfig {
-            method: self.method,
-            generation: self.generate.unwrap_or(if task == TaskName::Game24 {
-                Generation::Propose
-            } else {
-                Generation::Sample
-            }),
-            evaluation: self.evaluate.unwrap_or(if task == TaskName::Text {
-                Evaluation::Vote
-            } else {
-                Evaluation::Value
-            }),
-            k: self.k,
-            b: self.b,
-            steps: self.steps,
-            n_evaluate: self.n_evaluate,
-            selection: self.select,
-            threshold: self.threshold,
-            budget: self.budget,
-            sampling: Sampling {
-                temperature,
-                top_p: self.top_p,
-                top_k: self.top_k,
-            },
-            draft_temperature: self.draft_temperature,
-            seed: self.seed,
-        };
-        config.validate()?;
-        crate::decode::Request {
-            prompts: vec![String::new()],
-            sampling: config.sampling.clone(),
-            draft_temperature: config.draft_temperature,
-            ..Default::default()
-        }
-        .validate()?;
-        Ok(config)
-    }
-}
-
-/// One problem to solve.
-pub struct Problem {
-    pub label: String,
-    pub task: Box<dyn Task>,
-    /// Whether the checker knows the right answer.
-    pub checkable: bool,
-}
-
-/// `N` or `A-B` given to option `flag`.
-pub fn parse_range(flag: &str, s: &str) -> Result<(usize, usize)> {
-    let bad = || format!("{flag} {s:?}: expected a number or a range such as 900-909");
-    match s.split_once('-') {
-        Some((a, b)) => {
-            let (a, b): (usize, usize) = (
-                a.trim().parse().with_context(bad)?,
-                b.trim().parse().with_context(bad)?,
-            );
-            if b < a {
-                bail!("{}", bad());
-            }
-            Ok((a, b))
-        }
-        None => {
-            let i = s.trim().parse().with_context(bad)?;
-            Ok((i, i))
-        }
-    }
 }
 
 fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
@@ -202,34 +84,6 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
             bail!("blocksworld problems come from the dataset: give --index N")
         }
     }
-}
-
-/// Problems `from..=to` of a task's dataset.
-pub fn dataset_problems(
-    task: TaskName,
-    data: Option<&std::path::Path>,
-    (from, to): (usize, usize),
-    steps: Option<usize>,
-) -> Result<Vec<Problem>> {
-    let dir = DataDir::resolve(data);
-    (from..=to)
-        .map(|i| {
-            let problem: Box<dyn Task> = match task {
-                TaskName::Gsm8k => {
-                    let (q, gold) = data::gsm8k(&dir, i)?;
-                    Box::new(Gsm8k::new(&q, &gold, steps.unwrap_or(4)))
-                }
-                TaskName::Game24 => Box::new(Game24::new(&data::game24(&dir, i)?)?),
-                TaskName::Text => Box::new(Text::new(&data::text(&dir, i)?)?),
-                TaskName::Blocksworld => Box::new(data::blocksworld(&dir, i)?.task(steps)?),
-            };
-            Ok(Problem {
-                label: i.to_string(),
-                task: problem,
-                checkable: true,
-            })
-        })
-        .collect()
 }
 
 /// `seed solve`'s engine unless `--engine` is given: `seed` with batched
@@ -285,8 +139,8 @@ pub fn run(mut args: SolveArgs) -> Result<()> {
         let base = args.out.join(format!("{}-{}", p.task.name(), p.label));
         let json = base.with_extension("json");
         write_atomic(&json, &serde_json::to_vec_pretty(&tree)?)?;
-        let html = base.with_extension("html");
-        write_atomic(&html, super::html::render(&tree).as_bytes())?;
+        let page = base.with_extension("html");
+        write_atomic(&page, html::render(&tree).as_bytes())?;
         let check = tree.answer.clone().context("the search gave no answer")?;
         let verdict = match (p.checkable, check.correct) {
             (false, _) => "no gold answer to check",
@@ -300,7 +154,7 @@ pub fn run(mut args: SolveArgs) -> Result<()> {
             check.answer.as_deref().unwrap_or("none"),
             tree.wall_s,
             tree.generated_tokens(),
-            html.display()
+            page.display()
         );
         totals.add(&tree, check.correct);
     }

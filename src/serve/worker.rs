@@ -349,6 +349,8 @@ impl Worker {
                         self.capacity.give_back(&r.needs);
                         self.health.completed += 1;
                         self.health.generated_tokens += output.stats.generated_tokens as u64;
+                        // /health counts it before its client hears of it.
+                        self.publish();
                         let _ = r.job.events.send(JobEvent::Done(output));
                     }
                 }

@@ -1,6 +1,6 @@
 //! SVG charts of `seed bench`: speedups, and the schedule of one batch step.
 
-use super::bench::ConfigResult;
+use super::row::Row;
 use crate::decode::{EventKind, TraceEvent};
 use std::fmt::Write as _;
 
@@ -10,9 +10,16 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Horizontal bars of each configuration's speedup over `ar`, with a line at 1x.
-pub fn speedup(results: &[ConfigResult]) -> String {
-    let (left, width, row) = (170.0, 420.0, 26.0);
+/// Estimated width of a label at the charts' font size (12 px sans-serif).
+const CHAR_PX: f64 = 7.0;
+
+/// Horizontal bars of each row's speedup over `reference` (the row whose
+/// wall time `speedup_vs_ar` divides), with a line at 1x. The label column
+/// grows to fit the longest name.
+pub fn speedup(results: &[Row], reference: &str) -> String {
+    let longest = results.iter().map(|r| r.config.chars().count()).max();
+    let left = (CHAR_PX * longest.unwrap_or(0) as f64 + 18.0).max(170.0);
+    let (width, row) = (420.0, 26.0);
     let max = results
         .iter()
         .filter_map(|r| r.speedup_vs_ar)
@@ -28,7 +35,8 @@ pub fn speedup(results: &[ConfigResult]) -> String {
     );
     let _ = writeln!(
         svg,
-        r#"<text x="10" y="18" font-weight="bold">Speedup over ar (wall time)</text>"#
+        r#"<text x="10" y="18" font-weight="bold">Speedup over {} (wall time)</text>"#,
+        escape(reference)
     );
     for (i, r) in results.iter().enumerate() {
         let y = 32.0 + row * i as f64;
@@ -124,4 +132,44 @@ pub fn timeline(config: &str, events: &[TraceEvent]) -> String {
     );
     svg.push_str("</svg>\n");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The number after `name="` in the first tag that has it.
+    fn attribute(tag: &str, name: &str) -> f64 {
+        let at = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        let rest = &tag[at..];
+        rest[..rest.find('"').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn speedup_labels_fit_and_the_title_names_the_reference() {
+        let long = "seed-batched+pc+ngram-only+adaptive+cost+history+dedup";
+        let rows: Vec<Row> = ["ar+pc", long]
+            .iter()
+            .map(|c| Row {
+                config: c.to_string(),
+                speedup_vs_ar: Some(2.0),
+                ..Row::default()
+            })
+            .collect();
+        let svg = speedup(&rows, "ar+pc");
+        assert!(svg.contains("Speedup over ar+pc (wall time)"), "{svg}");
+        let width = attribute(&svg, "width");
+        let label = svg.lines().find(|l| l.contains(long)).unwrap();
+        // Right-anchored at x: the text starts its estimated width before.
+        let x = attribute(label, "x");
+        let start = x - CHAR_PX * long.len() as f64;
+        assert!(
+            start >= 0.0 && x <= width,
+            "label from {start} to {x}, width {width}"
+        );
+        // Short names keep the old layout.
+        let short = speedup(&rows[..1], "ar");
+        assert!(short.contains("Speedup over ar (wall time)"));
+        assert!(short.contains(r#"<text x="162" y="46" text-anchor="end">ar+pc</text>"#));
+    }
 }

@@ -1,0 +1,91 @@
+//! How to search: the search options shared by `solve` and `bench`.
+
+use super::problems::TaskName;
+use crate::decode::{Request, Sampling};
+use crate::search::algorithms::{Evaluation, Generation, Method, SearchConfig, Selection};
+use anyhow::Result;
+use clap::Args;
+
+/// How to search, shared by `solve` and `bench`.
+#[derive(Args, Debug, Clone)]
+pub struct SearchArgs {
+    #[arg(long, default_value = "bfs")]
+    pub method: Method,
+    /// Thought generation: sample or propose (default: propose for game24, else sample).
+    #[arg(long)]
+    pub generate: Option<Generation>,
+    /// State evaluation: value or vote (default: vote for text, else value).
+    #[arg(long)]
+    pub evaluate: Option<Evaluation>,
+    /// Thoughts per expanded state.
+    #[arg(long, default_value_t = 3)]
+    pub k: usize,
+    /// States kept per step (BFS) or beam width.
+    #[arg(long, default_value_t = 1)]
+    pub b: usize,
+    /// Thought steps (default: the task's).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Samples per evaluation prompt.
+    #[arg(long, default_value_t = 1)]
+    pub n_evaluate: usize,
+    #[arg(long, default_value = "greedy")]
+    pub select: Selection,
+    /// DFS: prune children scoring below this.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub threshold: f64,
+    /// DFS: most states to generate.
+    #[arg(long, default_value_t = 100)]
+    pub budget: usize,
+    /// Temperature of the draft model (default: the target's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub draft_temperature: Option<f32>,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SearchArgs {
+    /// The search settings for `task` at `temperature`, checked.
+    pub fn config(&self, task: TaskName, temperature: f32) -> Result<SearchConfig> {
+        let config = SearchConfig {
+            method: self.method,
+            generation: self.generate.unwrap_or(if task == TaskName::Game24 {
+                Generation::Propose
+            } else {
+                Generation::Sample
+            }),
+            evaluation: self.evaluate.unwrap_or(if task == TaskName::Text {
+                Evaluation::Vote
+            } else {
+                Evaluation::Value
+            }),
+            k: self.k,
+            b: self.b,
+            steps: self.steps,
+            n_evaluate: self.n_evaluate,
+            selection: self.select,
+            threshold: self.threshold,
+            budget: self.budget,
+            sampling: Sampling {
+                temperature,
+                top_p: self.top_p,
+                top_k: self.top_k,
+            },
+            draft_temperature: self.draft_temperature,
+            seed: self.seed,
+        };
+        config.validate()?;
+        Request {
+            prompts: vec![String::new()],
+            sampling: config.sampling.clone(),
+            draft_temperature: config.draft_temperature,
+            ..Default::default()
+        }
+        .validate()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,299 @@
+//! Blocksworld (PlanBench, RAP split): the task. Beside it: a PDDL parser for
+//! the domain and its instances (`pddl`), a simulator that applies the
+//! domain's own action schemas (`world`), and the English that PlanBench and
+//! RAP use for states and actions (`english`).
+//!
+//! A thought is one action. The value of a state combines the model's
+//! good/bad verdicts (RAP's self-evaluation prompt) with a free signal from
+//! the simulator: plans with an impossible action are worth 0, and each
+//! satisfied goal atom adds to the value, which separates equally rated states.
+
+mod english;
+mod pddl;
+mod world;
+
+pub use english::{describe_goal, describe_state, object_name, Action, COLOURS};
+pub use pddl::{Domain, Fact, Problem, Schema};
+pub use world::Simulation;
+
+use std::collections::BTreeSet;
+
+use super::{parse_votes, render, vote_prompt};
+use crate::search::task::{Check, SampleSpec, Task};
+
+const ICL: &str = include_str!("../../../../prompts/blocksworld/icl.txt");
+const SELF_EVAL: &str = include_str!("../../../../prompts/blocksworld/self_eval.txt");
+const VOTE: &str = include_str!("../../../../prompts/blocksworld/vote.txt");
+
+pub struct Blocksworld {
+    domain: Domain,
+    problem: Problem,
+    steps: usize,
+    description: String,
+}
+
+impl Blocksworld {
+    pub fn new(domain: Domain, problem: Problem, steps: usize) -> Self {
+        let description = format!(
+            "As initial conditions I have that, {}\nMy goal is to {}",
+            describe_state(&problem.init),
+            describe_goal(&problem.goal)
+        );
+        Self {
+            domain,
+            problem,
+            steps: steps.max(1),
+            description,
+        }
+    }
+
+    /// Simulates each non-empty line of `plan` as one action.
+    pub fn simulate(&self, plan: &str) -> Simulation {
+        world::simulate(&self.domain, &self.problem, plan)
+    }
+
+    fn goals_met(&self, state: &BTreeSet<Fact>) -> usize {
+        self.problem
+            .goal
+            .iter()
+            .filter(|g| state.contains(g))
+            .count()
+    }
+
+    fn goal_text(&self) -> String {
+        describe_goal(&self.problem.goal)
+    }
+}
+
+impl Task for Blocksworld {
+    fn name(&self) -> &'static str {
+        "blocksworld"
+    }
+
+    fn problem(&self) -> &str {
+        &self.description
+    }
+
+    fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// RAP's few-shot plans, then the current state and the goal; the model
+    /// writes the next action as the plan's first line.
+    fn sample(&self, state: &str, _step: usize) -> SampleSpec {
+        let now = describe_state(&self.simulate(state).state);
+        SampleSpec {
+            prompt: render(ICL, &[("state", &now), ("goal", &self.goal_text())]),
+            stop: vec!["\n".into()],
+            max_tokens: 32,
+        }
+    }
+
+    fn propose(&self, state: &str, step: usize) -> SampleSpec {
+        SampleSpec {
+            stop: vec!["[PLAN END]".into()],
+            max_tokens: 160,
+            ..self.sample(state, step)
+        }
+    }
+
+    /// Every line that reads as an action, in canonical wording.
+    fn parse_proposals(&self, _state: &str, output: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for line in output.lines() {
+            if let Ok(a) = Action::parse(line, &self.problem.objects) {
+                let text = a.to_text();
+                if !out.contains(&text) {
+                    out.push(text);
+                }
+            }
+        }
+        out
+    }
+
+    /// Actions are kept in canonical wording, so states compare equal.
+    fn extend(&self, state: &str, thought: &str) -> String {
+        let line = thought
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("");
+        let line = Action::parse(line, &self.problem.objects)
+            .map_or_else(|_| line.to_string(), |a| a.to_text());
+        if state.trim().is_empty() {
+            line
+        } else {
+            format!("{}\n{}", state.trim(), line)
+        }
+    }
+
+    /// RAP's self-evaluation: is the latest action good in the state before it?
+    fn value(&self, state: &str, _step: usize) -> SampleSpec {
+        let state = state.trim();
+        let (before, last) = state.rsplit_once('\n').unwrap_or(("", state));
+        let now = describe_state(&self.simulate(before).state);
+        SampleSpec {
+            prompt: render(
+                SELF_EVAL,
+                &[
+                    ("state", &now),
+                    ("goal", &self.goal_text()),
+                    ("action", last.trim()),
+                ],
+            ),
+            stop: vec!["\n".into()],
+            max_tokens: 8,
+        }
+    }
+
+    /// Share of "good" verdicts plus the share of goal atoms that hold;
+    /// 0 for a plan with an impossible or unreadable action.
+    fn value_of(&self, state: &str, outputs: &[String]) -> f64 {
+        let sim = self.simulate(state);
+        if sim.error.is_some() {
+            return 0.0;
+        }
+        let good = outputs.iter().filter(|o| verdict_is_good(o)).count();
+        let good = if outputs.is_empty() {
+            0.0
+        } else {
+            good as f64 / outputs.len() as f64
+        };
+        let goals = self.problem.goal.len().max(1) as f64;
+        good + self.goals_met(&sim.state) as f64 / goals
+    }
+
+    fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
+        let instruction = render(
+            VOTE,
+            &[
+                ("state", &describe_state(&self.problem.init)),
+                ("goal", &self.goal_text()),
+            ],
+        );
+        SampleSpec {
+            prompt: vote_prompt(&instruction, states),
+            stop: vec![],
+            max_tokens: 400,
+        }
+    }
+
+    fn votes(&self, states: &[String], outputs: &[String]) -> Vec<f64> {
+        parse_votes(outputs, states.len())
+    }
+
+    fn check(&self, state: &str) -> Check {
+        let sim = self.simulate(state);
+        let correct = sim.error.is_none() && self.goals_met(&sim.state) == self.problem.goal.len();
+        let plan: Vec<String> = sim.applied.iter().map(Action::to_text).collect();
+        Check {
+            answer: Some(plan.join("\n")),
+            correct,
+            score: if correct { 1.0 } else { 0.0 },
+        }
+    }
+}
+
+/// A verdict is good when "good" comes before any "bad".
+fn verdict_is_good(output: &str) -> bool {
+    let lower = output.to_lowercase();
+    match (lower.find("good"), lower.find("bad")) {
+        (Some(g), Some(b)) => g < b,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::data::{self, DataDir};
+    use super::*;
+
+    fn shared() -> DataDir {
+        data::test_data_dir()
+    }
+
+    fn task(index: usize) -> (Blocksworld, data::BlocksworldInstance) {
+        let inst = data::blocksworld(&shared(), index).unwrap();
+        (inst.task(None).unwrap(), inst)
+    }
+
+    #[test]
+    fn every_gold_plan_of_the_rap_split_validates() {
+        let dir = shared();
+        let n = data::blocksworld_count(&dir).unwrap();
+        assert_eq!(n, 590);
+        for i in 0..n {
+            let inst = data::blocksworld(&dir, i).unwrap();
+            let t = inst.task(None).unwrap();
+            let check = t.check(&inst.gold_plan.join("\n"));
+            assert!(
+                check.correct,
+                "gold plan {i} ({}) fails: {:?}",
+                inst.path.display(),
+                t.simulate(&inst.gold_plan.join("\n")).error
+            );
+            assert_eq!(t.steps(), inst.length);
+            // The same plan in English, via the thoughts' wording.
+            let english = inst
+                .gold_plan
+                .iter()
+                .fold(String::new(), |s, a| t.extend(&s, a));
+            assert!(t.check(&english).correct, "{english}");
+        }
+    }
+
+    #[test]
+    fn corrupted_plans_fail() {
+        let (t, inst) = task(0);
+        let gold = inst.gold_plan.clone();
+        // Drop the first action: the second's precondition fails.
+        let broken = gold[1..].join("\n");
+        let sim = t.simulate(&broken);
+        assert!(
+            sim.error.as_deref().unwrap_or("").contains("precondition"),
+            "{sim:?}"
+        );
+        assert!(!t.check(&broken).correct);
+        // Stop one action early: every action is legal, but the goal does not hold.
+        let short = gold[..gold.len() - 1].join("\n");
+        assert!(t.simulate(&short).error.is_none());
+        assert!(!t.check(&short).correct);
+        assert!(!t.check(&format!("{}\ndance", gold.join("\n"))).correct);
+        assert!(!t.check("").correct);
+        assert_eq!(t.value_of(&broken, &["good".into()]), 0.0);
+    }
+
+    #[test]
+    fn prompts_and_values() {
+        let (t, inst) = task(0);
+        let p = t.sample("", 0).prompt;
+        assert!(p.contains(&format!(
+            "As initial conditions I have that, {}\nMy goal is to have that",
+            describe_state(&t.problem.init)
+        )));
+        assert!(p.ends_with("[PLAN]\n"));
+        let first = t.extend("", &inst.gold_plan[0]);
+        let v = t.value(&first, 1).prompt;
+        assert!(
+            v.ends_with(&format!("[ACTION]\n{first}\n[EVALUATION]\n"))
+                || v.ends_with(&format!("[ACTION]\n{first}\n[EVALUATION]")),
+            "{v}"
+        );
+        let outs: Vec<String> = vec!["good".into(), "bad".into()];
+        let whole = inst
+            .gold_plan
+            .iter()
+            .fold(String::new(), |s, a| t.extend(&s, a));
+        assert!((t.value_of(&whole, &outs) - 1.5).abs() < 1e-9);
+        let proposals = t.parse_proposals(
+            "",
+            "Pick up the red block\nnonsense\npick up the red block.\n(put-down a)",
+        );
+        assert_eq!(
+            proposals,
+            ["pick up the red block", "put down the red block"]
+        );
+        assert!(t.problem().starts_with("As initial conditions"));
+    }
+}
