@@ -231,26 +231,7 @@ impl Engine {
         id: RequestId,
     ) -> Result<Vec<Branch>> {
         let samples = p.plan.samples;
-        let target_seqs = match sample_seqs(self.target.as_mut(), &p.target_roots, samples) {
-            Ok(seqs) => seqs,
-            Err(e) => {
-                self.release_draft_seqs(p.draft_roots.iter().flatten());
-                return Err(e);
-            }
-        };
-        let draft_seqs = match &p.draft_roots {
-            None => None,
-            Some(roots) => {
-                let draft = self.draft.as_mut().expect("drafts").as_mut();
-                match sample_seqs(draft, roots, samples) {
-                    Ok(seqs) => Some(seqs),
-                    Err(e) => {
-                        target_seqs.iter().for_each(|&s| self.target.release(s));
-                        return Err(e);
-                    }
-                }
-            }
-        };
+        let (target_seqs, draft_seqs) = self.fork_samples(p)?;
         let limits = Limits {
             max_tokens: request.max_tokens,
             stop: Arc::from(request.stop.as_slice()),
@@ -291,6 +272,30 @@ impl Engine {
             })
             .collect();
         Ok(branches)
+    }
+
+    /// Each decoded sample's sequence in the target and, where it drafts
+    /// with one, the draft model: forks of its prompt's (see `sample_seqs`).
+    fn fork_samples(&mut self, p: &Prefilled) -> Result<(Vec<SeqId>, Option<Vec<SeqId>>)> {
+        let samples = p.plan.samples;
+        let target_seqs = match sample_seqs(self.target.as_mut(), &p.target_roots, samples) {
+            Ok(seqs) => seqs,
+            Err(e) => {
+                self.release_draft_seqs(p.draft_roots.iter().flatten());
+                return Err(e);
+            }
+        };
+        let Some(roots) = &p.draft_roots else {
+            return Ok((target_seqs, None));
+        };
+        let draft = self.draft.as_mut().expect("drafts").as_mut();
+        match sample_seqs(draft, roots, samples) {
+            Ok(draft_seqs) => Ok((target_seqs, Some(draft_seqs))),
+            Err(e) => {
+                target_seqs.iter().for_each(|&s| self.target.release(s));
+                Err(e)
+            }
+        }
     }
 
     /// Advances every live branch by one round and reports new text and
