@@ -7,7 +7,9 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use seed::decode::accept::{verify, DraftTree, Proposal};
+use seed::decode::accept::{verify, DraftTree};
+use seed::decode::noise::Noise;
+use seed::decode::sampling::Sampler;
 use seed::decode::{Drafter, Engine, EngineConfig, EngineKind, Request, Sampling, VerifyPolicy};
 use seed::model::tiny::{TinyConfig, TinyLm};
 
@@ -27,15 +29,10 @@ fn rows(n: usize) -> Vec<Vec<f32>> {
 
 /// A chain of GAMMA drafted tokens, the target's best at each position, so
 /// that all are accepted and every row is read.
-fn chain(rows: &[Vec<f32>], sampled: Option<&Sampling>) -> DraftTree {
+fn chain(rows: &[Vec<f32>]) -> DraftTree {
     let mut tree = DraftTree::default();
     let mut at = None;
     for row in rows.iter().take(GAMMA) {
-        if let Some(s) = sampled {
-            tree.set_proposal(at, Proposal::Sampled(s.distribution(row)));
-        } else {
-            tree.set_proposal(at, Proposal::Greedy);
-        }
         let best = seed::decode::sampling::argmax(row);
         at = Some(tree.push(at, best));
     }
@@ -46,34 +43,22 @@ fn chain(rows: &[Vec<f32>], sampled: Option<&Sampling>) -> DraftTree {
 #[divan::bench]
 fn verify_greedy_chain(bencher: divan::Bencher) {
     let rows = rows(GAMMA + 1);
-    let tree = chain(&rows, None);
-    let sampling = Sampling::default().with_temperature(0.0);
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    bencher.bench_local(|| {
-        verify(
-            &tree,
-            |at| &rows[at.map_or(0, |n| n + 1)],
-            &sampling,
-            &mut rng,
-        )
-    });
+    let tree = chain(&rows);
+    let sampler = Sampler::new(Sampling::default(), Noise::new(1, 0, 0));
+    bencher.bench_local(|| verify(&tree, |at| &rows[at.map_or(0, |n| n + 1)], &sampler, 0));
 }
 
-/// Speculative sampling of a 3-token chain at temperature 0.7 (softmax of every row).
+/// Coupled verification of a 3-token chain at temperature 0.7 (softmax and
+/// the noise's race over every row).
 #[divan::bench]
 fn verify_sampled_chain(bencher: divan::Bencher) {
     let rows = rows(GAMMA + 1);
-    let sampling = Sampling::default().with_temperature(0.7);
-    let tree = chain(&rows, Some(&sampling));
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    bencher.bench_local(|| {
-        verify(
-            &tree,
-            |at| &rows[at.map_or(0, |n| n + 1)],
-            &sampling,
-            &mut rng,
-        )
-    });
+    let tree = chain(&rows);
+    let sampler = Sampler::new(
+        Sampling::default().with_temperature(0.7),
+        Noise::new(1, 0, 0),
+    );
+    bencher.bench_local(|| verify(&tree, |at| &rows[at.map_or(0, |n| n + 1)], &sampler, 0));
 }
 
 fn tiny_engine(config: EngineConfig) -> Engine {

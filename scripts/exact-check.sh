@@ -7,6 +7,9 @@
 # (llama.cpp attends over every used cell, so 60 branches would make each of
 # their one-branch forwards pay for all of them).
 # ENGINES (env) picks a subset, e.g. ENGINES="sd;seed --verify fcfs".
+# A sample's noise is keyed by its request's seed, prompt index and sample
+# index, so at temperature > 0 sd and mcsd are compared with ar run the same
+# way (one request per prompt).
 set -euo pipefail
 count=${1:-20}; n=${2:-3}; max=${3:-128}; shift $(( $# < 3 ? $# : 3 ))
 data=${SEED_DATA:-../shared/datasets}/gsm8k/test.jsonl
@@ -23,21 +26,28 @@ run() { # ENGINE PROMPTS_FILE OUT: one request
   tail -1 "$3.err" | sed 's/; peak.*//' >> "$3.stats"
 }
 opts=("$@")
+run_each() { # ENGINE OUT: one request per prompt
+  while IFS= read -r p; do
+    printf '%s\n' "$p" > "$out/one.txt"
+    run "$1" "$out/one.txt" "$2"
+  done < "$out/prompts.txt"
+}
 run ar "$out/prompts.txt" "$out/ar"
 echo "ar: $(cat "$out/ar.stats")"
+if [[ " $* " == *" --temperature "* ]]; then
+  run_each ar "$out/ar-each"
+else
+  cp "$out/ar.jsonl" "$out/ar-each.jsonl"
+fi
 i=0
 IFS=';' read -ra list <<< "$engines"
 for e in "${list[@]}"; do
   i=$((i + 1))
   case $e in
-    sd*|mcsd*)
-      while IFS= read -r p; do
-        printf '%s\n' "$p" > "$out/one.txt"
-        run "$e" "$out/one.txt" "$out/$i"
-      done < "$out/prompts.txt" ;;
-    *) run "$e" "$out/prompts.txt" "$out/$i" ;;
+    sd*|mcsd*) run_each "$e" "$out/$i"; ref="$out/ar-each.jsonl" ;;
+    *) run "$e" "$out/prompts.txt" "$out/$i"; ref="$out/ar.jsonl" ;;
   esac
-  python3 - "$out/ar.jsonl" "$out/$i.jsonl" "$e" "$out/$i.stats" "$n" <<'PY'
+  python3 - "$ref" "$out/$i.jsonl" "$e" "$out/$i.stats" "$n" <<'PY'
 import json, sys
 ref = [json.loads(l)["tokens"] for l in open(sys.argv[1])]
 got = [json.loads(l)["tokens"] for l in open(sys.argv[2])]

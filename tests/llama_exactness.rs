@@ -129,3 +129,59 @@ fn fast_mode_divergences_are_near_ties_on_smollm2() {
     }
     eprintln!("{checked} divergences, all near-ties");
 }
+
+/// Engine configurations by name (see `EngineConfig`'s grammar).
+const SAMPLED_CONFIGS: [&str; 9] = [
+    "sd+pc",
+    "mcsd[2,1,1]+pc",
+    "seed-fcfs+pc",
+    "seed-batched[2,1,1]+pc",
+    "seed-batched+pc+adaptive+cost",
+    "sd+pc+ngram-only",
+    "seed-batched+pc+ngram-only+adaptive+cost+history",
+    "seed-fcfs+pc+ngram+adaptive",
+    "seed-batched",
+];
+
+#[test]
+fn exact_mode_engines_match_sampled_decoding_on_smollm2() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let samplings = [
+        seed::decode::Sampling {
+            temperature: 0.3,
+            ..Default::default()
+        },
+        seed::decode::Sampling {
+            temperature: 0.8,
+            top_k: 40,
+            ..Default::default()
+        },
+        seed::decode::Sampling {
+            temperature: 1.2,
+            top_p: 0.9,
+            ..Default::default()
+        },
+    ];
+    for (s, sampling) in samplings.iter().enumerate() {
+        let mut ar = engine(EngineKind::Ar, None, VerifyPolicy::Fcfs, true, false);
+        let mut req = request(&ar, &PROMPTS[..2], 3);
+        req.sampling = sampling.clone();
+        // Drafts sampled at the target's temperature, greedy, or hotter.
+        req.draft_temperature = [None, Some(0.0), Some(1.0)][s];
+        let want = ar.generate(&req).unwrap().completions;
+        for name in SAMPLED_CONFIGS {
+            let config: EngineConfig = name.parse().unwrap();
+            let draft = Box::new(common::smollm_exact(8192)) as Box<dyn seed::model::Model>;
+            let target = Box::new(common::smollm_exact(8192));
+            let mut e = Engine::new(target, Some(draft), config).unwrap();
+            let out = e.generate(&req).unwrap();
+            assert!(out.stats.accepted > 0, "{name}: {:?}", out.stats);
+            for (i, (got, want)) in out.completions.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    got.tokens, want.tokens,
+                    "{name} {sampling:?}: completion {i} differs from ar"
+                );
+            }
+        }
+    }
+}

@@ -803,3 +803,55 @@ fn the_binary_serves_and_stops_on_sigterm() {
     assert!(status.success());
     assert!(child.wait().unwrap().success(), "exit status after SIGTERM");
 }
+
+#[test]
+fn a_seeded_sample_is_the_same_alone_and_among_sixteen_requests() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let smollm = || -> Engine {
+        Engine::new(
+            Box::new(common::smollm_exact(4096)),
+            Some(Box::new(common::smollm_exact(4096))),
+            config(EngineKind::Seed, true),
+        )
+        .unwrap()
+    };
+    let server = start(&options(), smollm);
+    let url = format!("{}/chat/completions", server.base_url());
+    let users = [
+        "Say hello.",
+        "What is 2 + 3?",
+        "Name a color.",
+        "Write a haiku.",
+    ];
+    let bodies: Vec<serde_json::Value> = (0..16)
+        .map(|i| {
+            json!({
+                "messages": [{"role": "user", "content": users[i % 4]}],
+                "n": 2, "max_tokens": 16, "temperature": 0.8, "top_p": 0.95,
+                "seed": 100 + i / 4,
+            })
+        })
+        .collect();
+    let alone: Vec<Vec<String>> = bodies
+        .iter()
+        .map(|b| check_response(&post(&url, b), true, 2))
+        .collect();
+    let barrier = std::sync::Barrier::new(bodies.len());
+    let together: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|body| {
+                let (url, barrier) = (&url, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    check_response(&post(url, body), true, 2)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(together, alone);
+    // Another seed, other samples (same prompt and settings otherwise).
+    assert!((0..4).any(|i| alone[i] != alone[i + 4]), "{alone:?}");
+    server.shutdown().unwrap();
+}

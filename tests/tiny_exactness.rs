@@ -192,12 +192,79 @@ fn samples_of_one_prompt_differ_at_positive_temperature() {
         let out = engine(config).generate(&req).unwrap();
         let distinct: std::collections::HashSet<_> = tokens(&out).into_iter().collect();
         assert!(distinct.len() > 1, "{config:?}: all samples equal");
-        // Same seed, same result, whatever the scheduling; cost-aware
-        // drafting decides from measured times, so its samples (not their
-        // distribution) vary from run to run.
-        if config.4 != Length::Cost {
-            let again = engine(config).generate(&req).unwrap();
-            assert_eq!(tokens(&out), tokens(&again));
+        // Same seed, same result, whatever the scheduling (cost-aware
+        // drafting included: the output does not depend on the draft).
+        let again = engine(config).generate(&req).unwrap();
+        assert_eq!(tokens(&out), tokens(&again));
+    }
+}
+
+/// Sampling settings the tree searches use and their variants.
+fn samplings() -> Vec<Sampling> {
+    let mut all = Vec::new();
+    for temperature in [0.3, 0.8, 1.2] {
+        let plain = Sampling {
+            temperature,
+            ..Sampling::default()
+        };
+        all.push(plain.clone());
+        all.push(Sampling {
+            top_k: 5,
+            ..plain.clone()
+        });
+        all.push(Sampling {
+            top_p: 0.9,
+            ..plain
+        });
+    }
+    all
+}
+
+#[test]
+fn sampled_speculative_equals_autoregressive() {
+    let prompts = ["hello there", "a", "what is two plus two?"];
+    for sampling in samplings() {
+        for n in [1, 3, 8] {
+            for draft_temperature in [None, Some(0.0), Some(1.0)] {
+                let mut req = request(&prompts, n, 24);
+                req.sampling = sampling.clone();
+                req.draft_temperature = draft_temperature;
+                req.seed = 11;
+                let ar = engine(AR).generate(&req).unwrap();
+                for config in all_configs() {
+                    let out = engine(config).generate(&req).unwrap();
+                    let label =
+                        format!("{config:?} {sampling:?} n={n} draft {draft_temperature:?}");
+                    assert_eq!(tokens(&out), tokens(&ar), "{label}");
+                    if config.3 == Drafter::Model {
+                        assert!(out.stats.drafted > 0, "{label}: {:?}", out.stats);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn another_seed_or_sample_gives_other_samples() {
+    let mut req = request(&["hello there", "what is two plus two?"], 3, 24);
+    req.sampling = Sampling {
+        temperature: 0.8,
+        ..Sampling::default()
+    };
+    let first = engine(AR).generate(&req).unwrap();
+    req.seed = 1;
+    let other = engine(AR).generate(&req).unwrap();
+    assert_ne!(tokens(&first), tokens(&other));
+    for config in all_configs() {
+        let out = engine(config).generate(&req).unwrap();
+        assert_eq!(tokens(&out), tokens(&other), "{config:?}");
+        let per_prompt: Vec<_> = tokens(&out).chunks(3).map(|c| c.to_vec()).collect();
+        for samples in per_prompt {
+            assert!(
+                samples[0] != samples[1] || samples[1] != samples[2],
+                "{config:?}"
+            );
         }
     }
 }

@@ -1,22 +1,16 @@
-//! Acceptance rules: which drafted tokens the target keeps, and the token it adds.
+//! Acceptance: which drafted tokens the target keeps, and the token it adds.
 //!
-//! A draft is a token tree (a chain is a tree with one child per node). At each
-//! node the target's distribution decides among the drafted children in order:
-//! greedy at temperature 0, speculative sampling otherwise, where siblings are
-//! tried without replacement against the residual distribution.
+//! A draft is a token tree (a chain is a tree with one child per node). At
+//! each position the target picks its own token, exactly as plain decoding
+//! would there (greedy at temperature 0, else its branch's noise picks from
+//! its distribution: see `noise`), and the drafted child equal to it is
+//! followed; at the first position without one, the target's token is the
+//! next. So the output never depends on the draft: a drafted token is
+//! accepted with the target's probability of it under point-mass drafts, as
+//! in speculative sampling, and the samples are plain decoding's own.
 
-use super::sampling::{argmax, normalize, sample, Sampling};
+use super::sampling::Sampler;
 use crate::model::Token;
-use rand::Rng;
-
-/// How the draft proposed the children of one tree position.
-#[derive(Clone, Debug)]
-pub enum Proposal {
-    /// The children are the draft's top tokens, chosen deterministically.
-    Greedy,
-    /// The children were sampled from `q` without replacement.
-    Sampled(Vec<f32>),
-}
 
 /// A drafted token tree. Node 0.. are drafted tokens; position `None` is the
 /// root (the context before the first drafted token).
@@ -24,9 +18,6 @@ pub enum Proposal {
 pub struct DraftTree {
     pub tokens: Vec<Token>,
     pub parents: Vec<Option<usize>>,
-    /// For the root and every node with children: how its children were proposed.
-    pub root_proposal: Option<Proposal>,
-    pub proposals: Vec<Option<Proposal>>,
 }
 
 impl DraftTree {
@@ -41,7 +32,6 @@ impl DraftTree {
     pub fn push(&mut self, parent: Option<usize>, token: Token) -> usize {
         self.tokens.push(token);
         self.parents.push(parent);
-        self.proposals.push(None);
         self.tokens.len() - 1
     }
 
@@ -49,33 +39,11 @@ impl DraftTree {
         (0..self.len()).filter(move |&i| self.parents[i] == parent)
     }
 
-    pub fn proposal(&self, at: Option<usize>) -> Option<&Proposal> {
-        match at {
-            None => self.root_proposal.as_ref(),
-            Some(i) => self.proposals[i].as_ref(),
-        }
-    }
-
-    pub fn set_proposal(&mut self, at: Option<usize>, proposal: Proposal) {
-        match at {
-            None => self.root_proposal = Some(proposal),
-            Some(i) => self.proposals[i] = Some(proposal),
-        }
-    }
-
     /// Keeps the first `len` tokens of a chain (a tree whose every node has
-    /// at most one child, pushed in order); the last kept one has no children.
+    /// at most one child, pushed in order).
     pub fn truncate_chain(&mut self, len: usize) {
-        if len >= self.len() {
-            return;
-        }
         self.tokens.truncate(len);
         self.parents.truncate(len);
-        self.proposals.truncate(len);
-        match len.checked_sub(1) {
-            Some(last) => self.proposals[last] = None,
-            None => self.root_proposal = None,
-        }
     }
 
     /// Leaves in node order; each leaf is one path through the tree.
@@ -108,82 +76,28 @@ pub struct Verdict {
 }
 
 /// Verifies `tree` given the target's logits at the root and at every node
-/// (`logits(None)`, `logits(Some(i))`).
+/// (`logits(None)`, `logits(Some(i))`); the root is generated position `t`.
 pub fn verify<'a>(
     tree: &DraftTree,
     logits: impl Fn(Option<usize>) -> &'a [f32],
-    sampling: &Sampling,
-    rng: &mut impl Rng,
+    sampler: &Sampler,
+    t: usize,
 ) -> Verdict {
     let mut accepted = Vec::new();
     let mut at = None;
     loop {
-        let row = logits(at);
-        let children: Vec<usize> = tree.children(at).collect();
-        let step = if sampling.is_greedy() {
-            let best = argmax(row);
-            match children.iter().find(|&&c| tree.tokens[c] == best) {
-                Some(&c) => Ok(c),
-                None => Err(best),
-            }
-        } else {
-            let p = sampling.distribution(row);
-            accept_sampled(tree, &children, tree.proposal(at), p, rng)
-        };
-        match step {
-            Ok(child) => {
+        let token = sampler.choose(logits(at), t + accepted.len());
+        match tree.children(at).find(|&c| tree.tokens[c] == token) {
+            Some(child) => {
                 accepted.push(child);
                 at = Some(child);
             }
-            Err(next) => return Verdict { accepted, next },
-        }
-    }
-}
-
-/// Speculative sampling over the children of one position. Returns the accepted
-/// child, or the token drawn from the residual when all are rejected.
-fn accept_sampled(
-    tree: &DraftTree,
-    children: &[usize],
-    proposal: Option<&Proposal>,
-    mut residual: Vec<f32>,
-    rng: &mut impl Rng,
-) -> Result<usize, Token> {
-    // The proposal distribution of the current candidate; siblings already tried
-    // are removed from it (sampling without replacement).
-    let mut q: Option<Vec<f32>> = match proposal {
-        Some(Proposal::Sampled(q)) => Some(q.clone()),
-        _ => None,
-    };
-    for &child in children {
-        let x = tree.tokens[child] as usize;
-        match q.as_mut() {
-            Some(q) => {
-                let ratio = if q[x] > 0.0 { residual[x] / q[x] } else { 0.0 };
-                if rng.gen::<f32>() < ratio.min(1.0) {
-                    return Ok(child);
-                }
-                let before: Vec<f32> = residual.clone();
-                for (r, &qi) in residual.iter_mut().zip(q.iter()) {
-                    *r = (*r - qi).max(0.0);
-                }
-                if residual.iter().sum::<f32>() <= 0.0 {
-                    // Only float rounding can empty it (p == q): fall back to p.
-                    residual = before;
-                }
-                normalize(&mut residual);
-                q[x] = 0.0;
-                normalize(q);
-            }
             None => {
-                // A deterministic candidate: its proposal is a point mass on x.
-                if rng.gen::<f32>() < residual[x] {
-                    return Ok(child);
+                return Verdict {
+                    accepted,
+                    next: token,
                 }
-                residual[x] = 0.0;
-                normalize(&mut residual);
             }
         }
     }
-    Err(sample(&residual, rng))
 }

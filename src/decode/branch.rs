@@ -170,16 +170,12 @@ impl Branch {
         &self.acceptance
     }
 
-    pub fn target_sampler(&mut self) -> &mut Sampler {
-        &mut self.target_sampler
+    pub fn target_sampler(&self) -> &Sampler {
+        &self.target_sampler
     }
 
-    pub fn draft_sampler(&mut self) -> &mut Sampler {
-        &mut self.draft_sampler
-    }
-
-    pub fn is_greedy(&self) -> bool {
-        self.target_sampler.sampling.is_greedy()
+    pub fn draft_sampler(&self) -> &Sampler {
+        &self.draft_sampler
     }
 
     pub fn is_done(&self) -> bool {
@@ -408,11 +404,12 @@ fn find_stop(text: &[u8], old: usize, stops: &[String]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::noise::Noise;
     use crate::decode::sampling::Sampling;
     use crate::model::tiny::{TinyConfig, TinyLm};
 
     fn branch(max_tokens: usize) -> Branch {
-        let sampler = || Sampler::new(Sampling::default(), 0, 0);
+        let sampler = || Sampler::new(Sampling::default(), Noise::new(0, 0, 0));
         Branch::new(BranchStart {
             origin: Origin {
                 request: 0,

@@ -9,7 +9,8 @@
 
 use super::config::EngineKind;
 use super::engine::Engine;
-use super::error::{DecodeError, Result};
+use super::error::Result;
+use super::noise::Noise;
 use super::output::Output;
 use super::request::Request;
 use crate::model::{BatchToken, Model, Token};
@@ -24,23 +25,19 @@ pub struct Divergence {
     pub position: usize,
     pub ar_token: Option<Token>,
     pub engine_token: Option<Token>,
-    /// Target logit of its best token minus its second best, by a one-token
-    /// forward at that position.
+    /// How near a tie the target's choice there was, by a one-token forward
+    /// at that position: its best logit minus its second best at temperature
+    /// 0, else the log-ratio of the two best scores of the noise's race.
     pub top_two_gap: f32,
 }
 
 /// Runs `request` with `ar` on the same models and compares it with `output`
-/// (the engine's result for the same request). Needs temperature 0.
+/// (the engine's result for the same request).
 pub fn find_divergences(
     engine: &mut Engine,
     request: &Request,
     output: &Output,
 ) -> Result<Vec<Divergence>> {
-    if !request.sampling.is_greedy() {
-        return Err(DecodeError::Invalid(
-            "checking divergence needs temperature 0 (greedy output is deterministic)".into(),
-        ));
-    }
     let kind = engine.config.kind;
     engine.config.kind = EngineKind::Ar;
     let reference = engine.generate(request);
@@ -49,7 +46,7 @@ pub fn find_divergences(
 }
 
 /// The first difference of every completion of `output` from `reference`'s
-/// (both for `request` at temperature 0), with the target's top-two gap there.
+/// (both for `request`), with how near a tie the target's choice was there.
 pub fn divergences_from(
     target: &mut dyn Model,
     request: &Request,
@@ -75,15 +72,23 @@ pub fn divergences_from(
             position,
             ar_token: theirs.tokens.get(position).copied(),
             engine_token: ours.tokens.get(position).copied(),
-            top_two_gap: top_two_gap(target, &context)?,
+            top_two_gap: {
+                let logits = last_logits(target, &context)?;
+                if request.sampling.is_greedy() {
+                    top_two_gap(&logits)
+                } else {
+                    let noise = Noise::new(request.seed, ours.prompt_index, ours.sample_index);
+                    noise.margin(position, &request.sampling.distribution(&logits))
+                }
+            },
         });
     }
     Ok(found)
 }
 
-/// The gap between the two best next-token logits after `context`, the last
-/// token fed alone as plain decoding does.
-fn top_two_gap(model: &mut dyn Model, context: &[Token]) -> Result<f32> {
+/// The target's next-token logits after `context`, the last token fed alone
+/// as plain decoding does.
+fn last_logits(model: &mut dyn Model, context: &[Token]) -> Result<Vec<f32>> {
     let seq = model.create()?;
     let result = (|| {
         let (last, head) = context.split_last().expect("prompts are never empty");
@@ -106,19 +111,23 @@ fn top_two_gap(model: &mut dyn Model, context: &[Token]) -> Result<f32> {
             seqs: vec![seq],
             logits: true,
         }])?;
-        let logits = model.logits(0);
-        let (mut best, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
-        for &x in logits {
-            if x > best {
-                second = best;
-                best = x;
-            } else if x > second {
-                second = x;
-            }
-        }
-        Ok(best - second)
+        Ok(model.logits(0).to_vec())
     })();
     model.release(seq);
     model.reclaim();
     result
+}
+
+/// The best logit minus the second best.
+fn top_two_gap(logits: &[f32]) -> f32 {
+    let (mut best, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &x in logits {
+        if x > best {
+            second = best;
+            best = x;
+        } else if x > second {
+            second = x;
+        }
+    }
+    best - second
 }

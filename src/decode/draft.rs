@@ -2,15 +2,13 @@
 //! model level by level (each level one batched draft forward over all
 //! branches that draft with it), then cut to what pays for its rows.
 
-use super::accept::{DraftTree, Proposal};
+use super::accept::DraftTree;
 use super::branch::Branch;
 use super::config::{Drafter, TreeShape};
 use super::cost::{self, CostModel};
 use super::error::Result;
 use super::ngram;
-use super::sampling::{normalize, sample, Sampling};
 use crate::model::{BatchToken, Model, SeqId, Token};
-use rand::Rng;
 use std::time::Instant;
 
 /// A branch's draft between drafting and verification.
@@ -126,7 +124,6 @@ impl Drafting<'_> {
         let mut tree = DraftTree::default();
         let mut at = None;
         for &token in &chain {
-            tree.set_proposal(at, Proposal::Greedy);
             at = Some(tree.push(at, token));
         }
         Draft {
@@ -203,11 +200,13 @@ impl Growth<'_> {
             b.record_draft_forward(self.seconds);
             b.set_draft_cached(b.tokens().len());
             let mut next = Vec::new();
+            // The nodes of this level predict this generated position.
+            let t = b.generated_tokens().len() + self.level;
             for &(at, seq) in &frontier[k] {
-                let (sampling, rng) = b.draft_sampler().parts();
-                let (children, proposal) = propose(draft.logits(row), self.width, sampling, rng);
+                let children = b
+                    .draft_sampler()
+                    .candidates(draft.logits(row), t, self.width);
                 row += 1;
-                d.tree.set_proposal(at, proposal);
                 for (c, token) in children.into_iter().enumerate() {
                     let node = d.tree.push(at, token);
                     if self.level + 1 < self.depths[k] {
@@ -259,11 +258,9 @@ pub(crate) fn trim_to_budget(
 
 /// The n-gram draft of branch `i`: looked up in its own prompt and text,
 /// then in the other branches of its request (their text, and the prompts of
-/// other prompts), then in its request's finished branches; for a greedy
-/// branch, past requests' where they match a longer suffix of its context
-/// than those could. (A sampled token depends on the draft it was verified
-/// against, so a sampled branch drafts from its own request only: its output
-/// stays a function of its request and seed.)
+/// other prompts), then in its request's finished branches, and in past
+/// requests' where they match a longer suffix of its context than those
+/// could. (The output does not depend on the draft, so any source will do.)
 fn ngram_draft(
     branches: &[Branch],
     finished: &[(u64, &[Token])],
@@ -292,9 +289,6 @@ fn ngram_draft(
             .map(|(_, tokens)| *tokens),
     );
     let local = ngram::lookup(b.tokens(), &others, len);
-    if !b.is_greedy() {
-        return local;
-    }
     let min_key = if local.is_empty() {
         0
     } else {
@@ -324,36 +318,4 @@ fn tree_depth(tree: &DraftTree) -> usize {
         .map(|n| depth_of(tree, n) + 1)
         .max()
         .unwrap_or(0)
-}
-
-/// The draft's candidates for one position: its `width` best tokens at
-/// temperature 0, else `width` distinct tokens sampled without replacement.
-fn propose(
-    logits: &[f32],
-    width: usize,
-    sampling: &Sampling,
-    rng: &mut impl Rng,
-) -> (Vec<Token>, Proposal) {
-    if sampling.is_greedy() {
-        let mut order: Vec<usize> = (0..logits.len()).collect();
-        let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
-        let w = width.min(order.len());
-        order.select_nth_unstable_by(w - 1, by_logit);
-        order.truncate(w);
-        order.sort_unstable_by(by_logit);
-        return (
-            order.into_iter().map(|t| t as Token).collect(),
-            Proposal::Greedy,
-        );
-    }
-    let q = sampling.distribution(logits);
-    let mut left = q.clone();
-    let mut children = Vec::with_capacity(width);
-    while children.len() < width && left.iter().any(|&x| x > 0.0) {
-        let t = sample(&left, rng);
-        children.push(t);
-        left[t as usize] = 0.0;
-        normalize(&mut left);
-    }
-    (children, Proposal::Sampled(q))
 }

@@ -9,7 +9,7 @@
 //! are served one after another), and hands out new text and finished
 //! requests. A request leaves as soon as its last branch finishes, or when it
 //! is cancelled ([`Engine::cancel`]); its sequences are freed at once. Every
-//! branch keeps its own random streams, so a request's output does not
+//! branch has its own position-keyed noise, so a request's output does not
 //! depend on what else is in the batch.
 
 use super::admission::{Needs, Tokenized, PREFIX_CACHE_SHARE};
@@ -18,6 +18,7 @@ use super::branch::{Branch, BranchStart, Limits, Origin};
 use super::config::{EngineConfig, EngineKind};
 use super::dedup::SamplePlan;
 use super::error::{DecodeError, Result};
+use super::noise::Noise;
 use super::output::{Output, RunStats};
 use super::prefill::{process_prompts, sample_seqs};
 use super::prefix::PrefixCache;
@@ -245,6 +246,8 @@ impl Engine {
                 let prompt_index = p.plan.leaders[k / samples];
                 let sample_index = k % samples;
                 let choice = prompt_index * request.n + sample_index;
+                // The draft races on the target's noise, to agree with it.
+                let noise = Noise::new(request.seed, prompt_index, sample_index);
                 Branch::new(BranchStart {
                     origin: Origin {
                         request: id.0,
@@ -255,16 +258,8 @@ impl Engine {
                     prompt: &p.prompts[k / samples],
                     target_seq,
                     draft_seq: draft_seqs.as_ref().map(|d| d[k]),
-                    target_sampler: Sampler::new(
-                        request.sampling.clone(),
-                        request.seed,
-                        2 * choice as u64,
-                    ),
-                    draft_sampler: Sampler::new(
-                        request.draft_sampling(),
-                        request.seed,
-                        2 * choice as u64 + 1,
-                    ),
+                    target_sampler: Sampler::new(request.sampling.clone(), noise.clone()),
+                    draft_sampler: Sampler::new(request.draft_sampling(), noise),
                     limits: limits.clone(),
                     draft_len: self.config.shape().depth(),
                     admitted_at,

@@ -22,6 +22,7 @@ mod draft;
 mod engine;
 mod error;
 mod ngram;
+pub mod noise;
 mod output;
 mod prefill;
 pub mod prefix;

@@ -85,7 +85,8 @@ impl Round<'_> {
             let b = &mut branches[i];
             b.set_target_cached_all();
             b.record_verify(seconds, 0, 0);
-            let token = b.target_sampler().choose(self.target.logits(row));
+            let t = b.generated_tokens().len();
+            let token = b.target_sampler().choose(self.target.logits(row), t);
             b.commit(token, self.target);
             b.end_verify(now);
         }

@@ -1,9 +1,8 @@
 //! Turning logits into the distribution a token is sampled from.
 
+use super::noise::Noise;
 use crate::model::Token;
 use rand::Rng;
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 /// How tokens are chosen from the logits.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -80,29 +79,45 @@ impl Sampling {
     }
 }
 
-/// A branch's settings for one model with its own random stream, so that
-/// its draws do not depend on how branches are scheduled.
-pub(crate) struct Sampler {
+/// A branch's settings for one model with the branch's noise: the token at
+/// each position is a function of the logits and the position alone.
+#[derive(Clone, Debug)]
+pub struct Sampler {
     pub sampling: Sampling,
-    rng: ChaCha8Rng,
+    noise: Noise,
 }
 
 impl Sampler {
-    /// Stream `stream` of the request's `seed`.
-    pub fn new(sampling: Sampling, seed: u64, stream: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(stream);
-        Sampler { sampling, rng }
+    pub fn new(sampling: Sampling, noise: Noise) -> Self {
+        Sampler { sampling, noise }
     }
 
-    /// The settings and the stream, for an algorithm that draws several times.
-    pub fn parts(&mut self) -> (&Sampling, &mut ChaCha8Rng) {
-        (&self.sampling, &mut self.rng)
+    /// The token at generated position `t`: the most likely at temperature
+    /// 0, else the noise's pick from the processed distribution.
+    pub fn choose(&self, logits: &[f32], t: usize) -> Token {
+        if self.sampling.is_greedy() {
+            argmax(logits)
+        } else {
+            self.noise.pick(t, &self.sampling.distribution(logits))
+        }
     }
 
-    /// One token from `logits` (see [`choose`]).
-    pub fn choose(&mut self, logits: &[f32]) -> Token {
-        choose(&self.sampling, logits, &mut self.rng)
+    /// A draft's `width` candidates at position `t`: its best tokens at
+    /// temperature 0, else the best of the noise's race under its
+    /// distribution (the first is what it would sample).
+    pub fn candidates(&self, logits: &[f32], t: usize, width: usize) -> Vec<Token> {
+        if !self.sampling.is_greedy() {
+            return self
+                .noise
+                .best(t, &self.sampling.distribution(logits), width);
+        }
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+        let w = width.min(order.len());
+        order.select_nth_unstable_by(w - 1, by_logit);
+        order.truncate(w);
+        order.sort_unstable_by(by_logit);
+        order.into_iter().map(|t| t as Token).collect()
     }
 }
 
@@ -139,13 +154,4 @@ pub fn sample(p: &[f32], rng: &mut impl Rng) -> Token {
     }
     // Rounding left u just above the total: take the last possible token.
     last_nonzero as Token
-}
-
-/// Chooses one token from logits: greedy at temperature 0, sampled otherwise.
-pub fn choose(sampling: &Sampling, logits: &[f32], rng: &mut impl Rng) -> Token {
-    if sampling.is_greedy() {
-        argmax(logits)
-    } else {
-        sample(&sampling.distribution(logits), rng)
-    }
 }

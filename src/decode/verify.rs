@@ -67,10 +67,14 @@ pub(crate) fn forward(
 }
 
 /// The target's verdict on one draft whose root is logits row `root`.
-pub(crate) fn verdict(target: &dyn Model, root: usize, draft: &Draft, b: &mut Branch) -> Verdict {
+pub(crate) fn verdict(target: &dyn Model, root: usize, draft: &Draft, b: &Branch) -> Verdict {
     let row_of = |at: Option<usize>| target.logits(root + at.map_or(0, |n| n + 1));
-    let (sampling, rng) = b.target_sampler().parts();
-    accept::verify(&draft.tree, row_of, sampling, rng)
+    accept::verify(
+        &draft.tree,
+        row_of,
+        b.target_sampler(),
+        b.generated_tokens().len(),
+    )
 }
 
 /// Which leaf path holds the last accepted node (the branch keeps its sequence).
