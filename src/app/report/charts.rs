@@ -27,12 +27,7 @@ pub fn speedup(results: &[Row], reference: &str) -> String {
         * 1.15;
     let height = 50.0 + row * results.len() as f64;
     let x = |v: f64| left + width * v / max;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="12">"#,
-        left + width + 60.0
-    );
+    let mut svg = svg_open(left + width + 60.0, height);
     let _ = writeln!(
         svg,
         r#"<text x="10" y="18" font-weight="bold">Speedup over {} (wall time)</text>"#,
@@ -79,12 +74,7 @@ pub fn timeline(config: &str, events: &[TraceEvent]) -> String {
     let (left, width, lane) = (80.0, 900.0, 22.0);
     let height = 70.0 + lane * lanes as f64;
     let x = |t: f64| left + width * (t - t0) / span;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="12">"#,
-        left + width + 20.0
-    );
+    let mut svg = svg_open(left + width + 20.0, height);
     let _ = writeln!(
         svg,
         r##"<text x="10" y="18" font-weight="bold">{}: first batch step, {:.2} s</text><rect x="{}" y="8" width="12" height="12" fill="#4a7ebb"/><text x="{}" y="18">draft</text><rect x="{}" y="8" width="12" height="12" fill="#e08a2e"/><text x="{}" y="18">verify</text>"##,
@@ -132,6 +122,13 @@ pub fn timeline(config: &str, events: &[TraceEvent]) -> String {
     );
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The opening tag of a chart of the given size.
+fn svg_open(width: f64, height: f64) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+    )
 }
 
 #[cfg(test)]
