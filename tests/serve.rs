@@ -3,9 +3,10 @@
 
 mod common;
 
+use common::slow::Slow;
 use seed::decode::{Engine, EngineConfig, EngineKind, Output, Request, Sampling, VerifyPolicy};
 use seed::model::tiny::{TinyConfig, TinyLm};
-use seed::model::{BatchToken, Model, SeqId, Token};
+use seed::model::Model;
 use seed::search::llm::Llm;
 use seed::serve::client::RemoteLlm;
 use seed::serve::{self, Limits, Options, Server};
@@ -40,67 +41,12 @@ fn tiny_engine(kind: EngineKind, context: usize, prefix_cache: bool) -> Engine {
     .unwrap()
 }
 
-/// The tiny model, slowed down and never ending by itself, so that a
-/// request is surely still running when a test acts on it.
-struct Endless {
-    inner: TinyLm,
-    delay: Duration,
-}
-
-impl Model for Endless {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn vocab_size(&self) -> usize {
-        self.inner.vocab_size()
-    }
-    fn context_size(&self) -> usize {
-        self.inner.context_size()
-    }
-    fn create(&mut self) -> seed::model::Result<SeqId> {
-        self.inner.create()
-    }
-    fn fork(&mut self, src: SeqId) -> seed::model::Result<SeqId> {
-        self.inner.fork(src)
-    }
-    fn truncate(&mut self, seq: SeqId, len: usize) -> seed::model::Result<()> {
-        self.inner.truncate(seq, len)
-    }
-    fn release(&mut self, seq: SeqId) {
-        self.inner.release(seq)
-    }
-    fn seq_len(&self, seq: SeqId) -> seed::model::Result<usize> {
-        self.inner.seq_len(seq)
-    }
-    fn live_sequences(&self) -> Option<usize> {
-        self.inner.live_sequences()
-    }
-    fn forward(&mut self, batch: &[BatchToken]) -> seed::model::Result<()> {
-        std::thread::sleep(self.delay);
-        self.inner.forward(batch)
-    }
-    fn logits(&self, row: usize) -> &[f32] {
-        self.inner.logits(row)
-    }
-    fn tokenize(&self, text: &str, add_bos: bool) -> seed::model::Result<Vec<Token>> {
-        self.inner.tokenize(text, add_bos)
-    }
-    fn token_bytes(&self, token: Token) -> Vec<u8> {
-        self.inner.token_bytes(token)
-    }
-    fn is_end(&self, _token: Token) -> bool {
-        false
-    }
-    fn chat_prompt(&self, user: &str) -> seed::model::Result<String> {
-        self.inner.chat_prompt(user)
-    }
-}
-
 fn endless_engine(kind: EngineKind) -> Engine {
     let slow = |c: TinyConfig| -> Box<dyn Model> {
-        Box::new(Endless {
+        Box::new(Slow {
             inner: TinyLm::new(c),
             delay: Duration::from_millis(2),
+            endless: true,
         })
     };
     Engine::new(

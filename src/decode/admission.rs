@@ -3,7 +3,7 @@
 //! against. `generate` (and so `solve` and `bench`) and `serve` all admit
 //! through here.
 
-use super::config::EngineConfig;
+use super::config::{EngineConfig, EngineKind};
 use super::error::{DecodeError, Result};
 use super::request::Request;
 use crate::model::{Model, Token};
@@ -53,30 +53,40 @@ impl Tokenized {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Needs {
     pub branches: usize,
-    /// KV cells: its prompts, and for each sample `max_tokens` plus the
-    /// deepest draft.
+    /// KV cells: its prompts, and for each sample `max_tokens` plus its
+    /// draft tree's side nodes (see [`tree_cells`]).
     pub cells: usize,
 }
 
 impl Needs {
-    /// `drafts`: whether a draft model is loaded (drafts add cells).
-    pub fn of(t: &Tokenized, config: &EngineConfig, drafts: bool) -> Self {
+    pub fn of(t: &Tokenized, config: &EngineConfig) -> Self {
         let r = &t.request;
-        let depth = if drafts {
-            config.shape().depth() + 1
-        } else {
-            1
-        };
+        let tree = tree_cells(config);
         let cells = t
             .prompts
             .iter()
-            .map(|p| p.len() + r.n * (r.max_tokens + depth))
+            .map(|p| p.len() + r.n * (r.max_tokens + tree))
             .sum();
         Needs {
             branches: r.prompts.len() * r.n,
             cells,
         }
     }
+}
+
+/// Cells a sample's draft tree takes beyond the tokens it may generate: a
+/// draft is never deeper than the tokens left (`Branch::room`), so a chain
+/// fits in `max_tokens`, but a tree writes a cell for every node off its
+/// deepest path.
+fn tree_cells(config: &EngineConfig) -> usize {
+    if config.kind == EngineKind::Ar {
+        return 0;
+    }
+    let shape = config.shape();
+    let nodes: usize = (1..=shape.depth())
+        .map(|level| shape.0[..level].iter().product::<usize>())
+        .sum();
+    nodes - shape.depth()
 }
 
 /// The batch's room: KV cells (the context, less the prefix cache's share)
@@ -118,11 +128,6 @@ impl Capacity {
         self.taken.cells -= needs.cells;
     }
 
-    /// Nothing is taken any more (the batch emptied at once).
-    pub fn clear(&mut self) {
-        self.taken = Needs::default();
-    }
-
     pub fn is_empty(&self) -> bool {
         self.taken == Needs::default()
     }
@@ -131,6 +136,7 @@ impl Capacity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::TreeShape;
 
     #[test]
     fn needs_count_prompts_samples_and_drafts() {
@@ -143,17 +149,24 @@ mod tests {
             },
             prompts: vec![vec![1; 5], vec![2; 7]],
         };
-        let config = EngineConfig::default();
-        let plain = Needs::of(&t, &config, false);
+        let mut config = EngineConfig {
+            kind: EngineKind::Ar,
+            ..EngineConfig::default()
+        };
+        let plain = Needs::of(&t, &config);
         assert_eq!(
             plain,
             Needs {
                 branches: 6,
-                cells: 5 + 7 + 2 * 3 * 11
+                cells: 5 + 7 + 2 * 3 * 10
             }
         );
-        let drafted = Needs::of(&t, &config, true);
-        assert_eq!(drafted.cells, 5 + 7 + 2 * 3 * 14);
+        // A chain is never deeper than the tokens left to generate.
+        config.kind = EngineKind::Seed;
+        assert_eq!(Needs::of(&t, &config), plain);
+        // Tree [2, 2]: 2 + 4 nodes, of which 2 on the deepest path.
+        config.tree = Some(TreeShape(vec![2, 2]));
+        assert_eq!(Needs::of(&t, &config).cells, 5 + 7 + 2 * 3 * (10 + 4));
 
         let mut room = Capacity::new(200, true, 8);
         assert_eq!(room.cells, 100);

@@ -4,6 +4,7 @@
 use super::branch::Branch;
 use super::cost::CostModel;
 use super::dedup::Twin;
+use super::error::DecodeError;
 use super::ngram::History;
 use super::output::{Completion, FinishReason, Output, RunStats, TraceEvent};
 use crate::model::Token;
@@ -28,6 +29,12 @@ pub enum Event {
     },
     /// Every completion of the request has finished.
     Done { request: RequestId, output: Output },
+    /// The request was dropped by a fault it cannot outlive (its sequences
+    /// are freed); the other requests go on.
+    Failed {
+        request: RequestId,
+        error: DecodeError,
+    },
 }
 
 /// Bookkeeping of one admitted request.
@@ -127,10 +134,21 @@ impl Batch {
         self.admitted = true;
     }
 
-    /// Removes every request; returns their branches (to free).
-    pub fn drop_all(&mut self) -> Vec<Branch> {
-        self.requests.clear();
-        std::mem::take(&mut self.branches).into()
+    /// The request admitted last, the first to give way when the KV cache
+    /// is full (as vLLM preempts).
+    pub fn newest(&self) -> Option<RequestId> {
+        self.requests.last().map(|r| r.id)
+    }
+
+    /// The requests that branches `ids` belong to, once each.
+    pub fn requests_of(&self, ids: &[usize]) -> Vec<RequestId> {
+        let mut requests: Vec<RequestId> = ids
+            .iter()
+            .map(|&i| RequestId(self.branches[i].origin().request))
+            .collect();
+        requests.sort_unstable();
+        requests.dedup();
+        requests
     }
 
     /// Removes one request; returns its branches, or `None` if it is not here.

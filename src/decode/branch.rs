@@ -217,6 +217,24 @@ impl Branch {
         self.state = next;
     }
 
+    /// Takes a branch the round left part way (a forward failed) back to
+    /// ready. Returns whether it was part way; if so its sequences are to be
+    /// cut back to what it holds.
+    pub fn roll_back(&mut self) -> bool {
+        let part_way = matches!(
+            self.state,
+            BranchState::Drafting | BranchState::Queued | BranchState::Verifying
+        );
+        if part_way {
+            self.state = BranchState::Ready;
+            // Drafting counted the fed tokens as cached; the next forward
+            // must feed the last one again for its logits.
+            self.clamp_target_cached();
+            self.clamp_draft_cached();
+        }
+        part_way
+    }
+
     /// Ends its verification: ready for the next round, or finished now.
     pub fn end_verify(&mut self, now: f64) {
         match &mut self.state {

@@ -7,7 +7,9 @@ use super::branch::Branch;
 use super::config::{Drafter, TreeShape};
 use super::cost::{self, CostModel};
 use super::error::Result;
+use super::faults;
 use super::ngram;
+use super::owned::OwnedSeqs;
 use crate::model::{BatchToken, Model, SeqId, Token};
 use std::time::Instant;
 
@@ -73,7 +75,8 @@ impl Drafting<'_> {
                 _ => vec![],
             })
             .collect();
-        let mut forks = Vec::new();
+        // Forks for a tree's other children live until the drafts are made.
+        let mut forks = self.draft.as_deref_mut().map(OwnedSeqs::new);
         let mut forwards = 0;
         let max_depth = depths.iter().copied().max().unwrap_or(0);
         for level in 0..max_depth {
@@ -81,9 +84,9 @@ impl Drafting<'_> {
             if batch.is_empty() {
                 break;
             }
-            let draft = self.draft.as_deref_mut().expect("drafter uses the model");
+            let forks = forks.as_mut().expect("drafter uses the model");
             let f0 = Instant::now();
-            draft.forward(&batch)?;
+            faults::forward(forks.model(), &batch, faults::DRAFT_FORWARD)?;
             let seconds = f0.elapsed().as_secs_f64();
             forwards += 1;
             let width = self.shape.0.get(level).copied().unwrap_or(1);
@@ -93,12 +96,7 @@ impl Drafting<'_> {
                 seconds,
                 depths: &depths,
             };
-            grow.extend(draft, branches, &mut drafts, &mut frontier, &mut forks)?;
-        }
-        if let Some(draft) = self.draft.as_deref_mut() {
-            for seq in forks {
-                draft.release(seq);
-            }
+            grow.extend(forks, branches, &mut drafts, &mut frontier)?;
         }
         Ok(Drafted { drafts, forwards })
     }
@@ -185,11 +183,10 @@ impl Growth<'_> {
     /// parent's sequence, the others fork it.
     fn extend(
         &self,
-        draft: &mut dyn Model,
+        forks: &mut OwnedSeqs,
         branches: &mut [Branch],
         drafts: &mut [Draft],
         frontier: &mut Frontier,
-        forks: &mut Vec<SeqId>,
     ) -> Result<()> {
         let mut row = 0;
         for (k, d) in drafts.iter_mut().enumerate() {
@@ -203,17 +200,14 @@ impl Growth<'_> {
             // The nodes of this level predict this generated position.
             let t = b.generated_tokens().len() + self.level;
             for &(at, seq) in &frontier[k] {
-                let children = b
-                    .draft_sampler()
-                    .candidates(draft.logits(row), t, self.width);
+                let children =
+                    b.draft_sampler()
+                        .candidates(forks.model().logits(row), t, self.width);
                 row += 1;
                 for (c, token) in children.into_iter().enumerate() {
                     let node = d.tree.push(at, token);
                     if self.level + 1 < self.depths[k] {
-                        let child_seq = if c == 0 { seq } else { draft.fork(seq)? };
-                        if c > 0 {
-                            forks.push(child_seq);
-                        }
+                        let child_seq = if c == 0 { seq } else { forks.fork(seq)? };
                         next.push((Some(node), child_seq));
                     }
                 }

@@ -18,6 +18,7 @@ use super::branch::{Branch, BranchStart, Limits, Origin};
 use super::config::{EngineConfig, EngineKind};
 use super::dedup::SamplePlan;
 use super::error::{DecodeError, Result};
+use super::faults;
 use super::noise::Noise;
 use super::output::{Output, RunStats};
 use super::prefill::{process_prompts, sample_seqs};
@@ -26,7 +27,7 @@ use super::request::Request;
 use super::round::Round;
 use super::sampling::Sampler;
 use super::scheduler::{schedule, RoundPlan};
-use crate::model::{Model, SeqId, Token};
+use crate::model::{Model, ModelError, SeqId, Token};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,7 +40,13 @@ pub struct Engine {
     draft_cache: PrefixCache,
     /// Branches in flight, of any number of requests.
     batch: Batch,
+    /// Steps failed in a row (see [`Engine::recover`]).
+    failed_steps: usize,
 }
+
+/// Failed steps in a row after which a fault other than a full KV cache
+/// fails the requests of the step instead of being retried.
+const MAX_STEP_RETRIES: usize = 3;
 
 /// Most cached prefix nodes (each holds a sequence of the model).
 const PREFIX_CACHE_NODES: usize = 64;
@@ -82,6 +89,7 @@ impl Engine {
             target_cache,
             draft_cache,
             batch: Batch::default(),
+            failed_steps: 0,
         })
     }
 
@@ -114,7 +122,7 @@ impl Engine {
 
     /// What a request may take of the batch at most.
     pub fn needs(&self, tokenized: &Tokenized) -> Needs {
-        Needs::of(tokenized, &self.config, self.draft.is_some())
+        Needs::of(tokenized, &self.config)
     }
 
     /// Runs one request to the end, alone in the batch.
@@ -126,16 +134,17 @@ impl Engine {
         }
         let id = self.admit(request, false)?;
         loop {
-            for event in self.step()? {
-                if let Event::Done {
-                    request,
-                    mut output,
-                } = event
-                {
-                    if request == id {
+            for event in self.step() {
+                match event {
+                    Event::Done {
+                        request,
+                        mut output,
+                    } if request == id => {
                         output.trace = self.batch.take_trace();
                         return Ok(output);
                     }
+                    Event::Failed { request, error } if request == id => return Err(error),
+                    _ => {}
                 }
             }
         }
@@ -294,9 +303,10 @@ impl Engine {
     }
 
     /// Advances every live branch by one round and reports new text and
-    /// finished requests. On an error every request in flight is dropped
-    /// (the KV cache's state is unknown) and their sequences freed.
-    pub fn step(&mut self) -> Result<Vec<Event>> {
+    /// finished (or failed) requests. A failed forward fails only the
+    /// requests it must (see [`Engine::recover`]); the rest go on.
+    pub fn step(&mut self) -> Vec<Event> {
+        faults::step();
         let plan = schedule(
             self.config.kind,
             self.config.verify,
@@ -304,14 +314,66 @@ impl Engine {
             self.batch.round,
         );
         match self.execute(&plan) {
-            Ok(()) => Ok(self.harvest(plan.branches())),
-            Err(e) => {
-                let branches = self.batch.drop_all();
-                self.release(&branches);
-                self.reclaim();
-                Err(e)
+            Ok(()) => {
+                self.failed_steps = 0;
+                self.harvest(plan.branches())
+            }
+            Err(error) => self.recover(plan.branches(), error),
+        }
+    }
+
+    /// After a failed forward: the branches the round left part way go back
+    /// to ready with their KV cut back to what they hold (a failed forward
+    /// writes nothing, see `Model::forward`), so that the next step redoes
+    /// their round with the same noise and the same output. A full KV cache
+    /// fails the newest request, whose cells make room (vLLM preempts the
+    /// same one); another fault is retried, and fails the step's requests
+    /// after [`MAX_STEP_RETRIES`] in a row.
+    fn recover(&mut self, touched: &[usize], error: DecodeError) -> Vec<Event> {
+        let stepped = self.batch.requests_of(touched);
+        let mut failing = self.roll_back();
+        let mut events = self.harvest(touched);
+        let full = matches!(
+            error,
+            DecodeError::Model(ModelError::CacheFull(_) | ModelError::OutOfSequences(_))
+        );
+        if full {
+            failing.extend(self.batch.newest());
+        } else {
+            self.failed_steps += 1;
+            if self.failed_steps > MAX_STEP_RETRIES {
+                failing.extend(stepped);
             }
         }
+        failing.sort_unstable();
+        failing.dedup();
+        for request in failing {
+            if self.cancel(request) {
+                let error = error.clone();
+                events.push(Event::Failed { request, error });
+            }
+        }
+        events
+    }
+
+    /// Takes every branch the failed round left part way back to ready.
+    /// Returns the requests whose sequences could not be cut back.
+    fn roll_back(&mut self) -> Vec<RequestId> {
+        let mut broken = Vec::new();
+        for b in self.batch.branches.iter_mut() {
+            if !b.roll_back() {
+                continue;
+            }
+            let target = b.target();
+            let mut cut = self.target.truncate(target.seq, target.cached);
+            if let (Some(d), Some(kv)) = (self.draft.as_mut(), b.draft()) {
+                cut = cut.and(d.truncate(kv.seq, kv.cached));
+            }
+            if cut.is_err() {
+                broken.push(RequestId(b.origin().request));
+            }
+        }
+        broken
     }
 
     /// Runs a round's plan over the batch.

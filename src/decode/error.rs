@@ -3,7 +3,7 @@
 use super::config::EngineKind;
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum DecodeError {
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),

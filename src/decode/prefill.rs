@@ -3,6 +3,8 @@
 //! forked from it.
 
 use super::error::Result;
+use super::faults;
+use super::owned::OwnedSeqs;
 use super::prefix::PrefixCache;
 use crate::model::{BatchToken, Model, SeqId, Token};
 
@@ -24,13 +26,11 @@ pub(crate) fn process_prompts(
         let total: usize = heads.iter().map(|h| h.len()).sum();
         return Ok((seqs, total - stats.computed));
     }
-    let seqs = heads
-        .iter()
-        .map(|_| model.create())
-        .collect::<std::result::Result<Vec<_>, _>>()?;
     let chunk = PREFILL_CHUNK.min(model.context_size());
+    let mut seqs = OwnedSeqs::new(model);
     let mut batch = Vec::new();
-    for (head, &seq) in heads.iter().zip(&seqs) {
+    for head in &heads {
+        let seq = seqs.create()?;
         for (pos, &token) in head.iter().enumerate() {
             batch.push(BatchToken {
                 token,
@@ -39,13 +39,13 @@ pub(crate) fn process_prompts(
                 logits: false,
             });
             if batch.len() == chunk {
-                model.forward(&batch)?;
+                faults::forward(seqs.model(), &batch, faults::PREFILL_FORWARD)?;
                 batch.clear();
             }
         }
     }
-    model.forward(&batch)?;
-    Ok((seqs, 0))
+    faults::forward(seqs.model(), &batch, faults::PREFILL_FORWARD)?;
+    Ok((seqs.keep(), 0))
 }
 
 /// One sequence per sample, `samples` per prompt in the prompts' order:
@@ -56,24 +56,15 @@ pub(crate) fn sample_seqs(
     roots: &[SeqId],
     samples: usize,
 ) -> Result<Vec<SeqId>> {
+    let mut owned = OwnedSeqs::new(model);
+    owned.adopt(roots);
     let mut seqs = Vec::with_capacity(roots.len() * samples);
-    for (j, &root) in roots.iter().enumerate() {
-        for s in 0..samples {
-            if s + 1 == samples {
-                seqs.push(root);
-                continue;
-            }
-            match model.fork(root) {
-                Ok(seq) => seqs.push(seq),
-                Err(e) => {
-                    // Out of sequences: free what this request holds.
-                    for &seq in seqs.iter().chain(&roots[j..]) {
-                        model.release(seq);
-                    }
-                    return Err(e.into());
-                }
-            }
+    for &root in roots {
+        for _ in 1..samples {
+            seqs.push(owned.fork(root)?);
         }
+        seqs.push(root);
     }
+    owned.keep();
     Ok(seqs)
 }

@@ -16,6 +16,8 @@
 //! (see `model::llama`). Emptying it keeps every free cell above every cached one.
 
 use super::error::Result;
+use super::faults;
+use super::owned::OwnedSeqs;
 use crate::model::{BatchToken, Model, SeqId, Token};
 
 /// Most tokens of one prompt-processing forward.
@@ -116,15 +118,21 @@ impl PrefixCache {
             stats.reused += self.matched(p);
             ends.push(self.insert(model, p)?);
         }
-        stats.computed = self.materialize(model)?;
-        let seqs = ends
-            .into_iter()
-            .map(|id| match self.node(id).seq {
-                Some(seq) => model.fork(seq),
-                None => model.create(), // the root: an empty prompt prefix
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok((seqs, stats))
+        stats.computed = match self.materialize(model) {
+            Ok(computed) => computed,
+            Err(e) => {
+                self.drop_uncomputed();
+                return Err(e);
+            }
+        };
+        let mut seqs = OwnedSeqs::new(model);
+        for id in ends {
+            match self.node(id).seq {
+                Some(seq) => seqs.fork(seq)?,
+                None => seqs.create()?, // the root: an empty prompt prefix
+            };
+        }
+        Ok((seqs.keep(), stats))
     }
 
     /// Drops every cached node.
@@ -261,14 +269,14 @@ impl PrefixCache {
                 return Ok(computed);
             }
             let mut batch = Vec::new();
+            // A node holds its sequence only once its forward has run.
+            let mut seqs = OwnedSeqs::new(model);
             for &id in &ready {
-                let parent = self.node(id).parent;
-                let seq = match self.node(parent).seq {
-                    Some(p) => model.fork(p)?,
-                    None => model.create()?,
+                let seq = match self.node(self.node(id).parent).seq {
+                    Some(p) => seqs.fork(p)?,
+                    None => seqs.create()?,
                 };
-                let node = self.node_mut(id);
-                node.seq = Some(seq);
+                let node = self.node(id);
                 for (i, &token) in node.tokens.iter().enumerate() {
                     batch.push(BatchToken {
                         token,
@@ -280,7 +288,25 @@ impl PrefixCache {
             }
             computed += batch.len();
             for chunk in batch.chunks(PREFILL_CHUNK) {
-                model.forward(chunk)?;
+                faults::forward(seqs.model(), chunk, faults::PREFILL_FORWARD)?;
+            }
+            for (&id, seq) in ready.iter().zip(seqs.keep()) {
+                self.node_mut(id).seq = Some(seq);
+            }
+        }
+    }
+
+    /// Drops the nodes a failed forward left without KV (all below one
+    /// computed or uncomputed node are uncomputed too).
+    fn drop_uncomputed(&mut self) {
+        for id in 1..self.nodes.len() {
+            let uncomputed = self.nodes[id].as_ref().is_some_and(|n| n.seq.is_none());
+            if !uncomputed {
+                continue;
+            }
+            let node = self.nodes[id].take().expect("live node");
+            if let Some(Some(parent)) = self.nodes.get_mut(node.parent) {
+                parent.children.retain(|&c| c != id);
             }
         }
     }

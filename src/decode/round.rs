@@ -7,6 +7,7 @@ use super::config::{Drafter, TreeShape};
 use super::cost::CostModel;
 use super::draft::{self, Draft, Drafting};
 use super::error::Result;
+use super::faults;
 use super::ngram::History;
 use super::output::{EventKind, RunStats, TraceEvent};
 use super::scheduler::RoundPlan;
@@ -77,7 +78,7 @@ impl Round<'_> {
             b.push_pending(&mut tokens, &[b.target().seq]);
         }
         let t0 = Instant::now();
-        self.target.forward(&tokens)?;
+        faults::forward(self.target, &tokens, faults::TARGET_FORWARD)?;
         let seconds = t0.elapsed().as_secs_f64();
         self.counters.target_forwards += 1;
         let now = self.now();
@@ -154,9 +155,18 @@ impl Round<'_> {
             seconds: out.seconds,
         };
         let mut events = Vec::with_capacity(drafts.len());
-        for ((d, paths), root) in drafts.iter().zip(&out.paths).zip(&out.roots) {
+        for (k, ((d, paths), root)) in drafts.iter().zip(&out.paths).zip(&out.roots).enumerate() {
             let b = &mut branches[d.branch];
-            let accepted = commit.apply(b, d, paths, *root)?;
+            let accepted = match commit.apply(b, d, paths, *root) {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // The drafts left uncommitted give back their paths' forks.
+                    for &seq in out.paths[k + 1..].iter().flat_map(|p| &p[1..]) {
+                        commit.target.release(seq);
+                    }
+                    return Err(e);
+                }
+            };
             b.end_verify(t1);
             events.push(event(b, EventKind::Verify, round, (t0, t1), accepted));
         }

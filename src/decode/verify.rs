@@ -5,6 +5,8 @@ use super::accept::{self, Verdict};
 use super::branch::Branch;
 use super::draft::{depth_of, Draft};
 use super::error::Result;
+use super::faults;
+use super::owned::OwnedSeqs;
 use crate::model::{BatchToken, Model, SeqId};
 use std::time::Instant;
 
@@ -29,13 +31,15 @@ pub(crate) fn forward(
     let mut paths = Vec::new();
     let mut roots = Vec::new();
     let mut rows = 0;
+    // The leaf paths' forks are released unless the forward succeeds.
+    let mut forks = OwnedSeqs::new(target);
     for d in drafts {
         let b = &branches[d.branch];
         let leaves = d.tree.leaves();
         let own = b.target().seq;
         let mut seqs = vec![own];
         for _ in 1..leaves.len() {
-            seqs.push(target.fork(own)?);
+            seqs.push(forks.fork(own)?);
         }
         b.push_pending(&mut batch, &seqs);
         roots.push(rows);
@@ -57,7 +61,8 @@ pub(crate) fn forward(
         paths.push(seqs);
     }
     let f0 = Instant::now();
-    target.forward(&batch)?;
+    faults::forward(forks.model(), &batch, faults::TARGET_FORWARD)?;
+    forks.keep();
     Ok(Forwarded {
         paths,
         roots,

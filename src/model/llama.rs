@@ -282,6 +282,22 @@ impl LlamaLm {
         }
     }
 
+    /// After a failed decode, which may have written part of `batch`: drops
+    /// every cell past what each of its sequences holds, so that a failed
+    /// forward leaves the KV cache as it was.
+    fn forget_uncommitted(&mut self, batch: &[BatchToken]) {
+        let mut seqs: Vec<SeqId> = batch.iter().flat_map(|t| t.seqs.iter().copied()).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        for s in seqs {
+            if let Some(&Some(len)) = self.lens.get(s.0 as usize) {
+                let _ = self
+                    .ctx
+                    .clear_kv_cache_seq(Some(s.0), Some(len as u32), None);
+            }
+        }
+    }
+
     /// Moves the cells of `seq` from position `from` on to the retired sequence.
     fn retire(&mut self, seq: SeqId, from: usize) -> Result<()> {
         let err = |e: llama_cpp_2::context::kv_cache::KvCacheConversionError| {
@@ -380,6 +396,14 @@ impl Model for LlamaLm {
         self.exact
     }
 
+    fn scratch_cells(&self) -> usize {
+        if self.exact {
+            EXACT_ROW_GROUP - 1
+        } else {
+            0
+        }
+    }
+
     fn computed_rows(&self, tokens: usize) -> usize {
         // Exact mode pads every chunk (a multiple of the group but the last).
         match self.exact {
@@ -436,7 +460,8 @@ impl Model for LlamaLm {
         if self.exact {
             self.exact_logits.clear();
             for chunk in batch.chunks(EXACT_MAX_TOKENS) {
-                self.decode(chunk)?;
+                self.decode(chunk)
+                    .inspect_err(|_| self.forget_uncommitted(chunk))?;
                 for row in 0..self.rows.len() {
                     let logits = self.ctx.get_logits_ith(self.rows[row]);
                     self.exact_logits.extend_from_slice(logits);
@@ -449,7 +474,8 @@ impl Model for LlamaLm {
                 }
             }
         } else {
-            self.decode(batch)?;
+            self.decode(batch)
+                .inspect_err(|_| self.forget_uncommitted(batch))?;
             self.lens = next;
         }
         Ok(())

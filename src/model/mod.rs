@@ -35,7 +35,7 @@ pub struct BatchToken {
     pub logits: bool,
 }
 
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum ModelError {
     #[error("model file {path}: {reason}")]
     Load { path: String, reason: String },
@@ -80,6 +80,11 @@ pub trait Model {
     /// forward (so cell layout must be preserved too; see `llama` exact mode).
     fn batch_invariant(&self) -> bool {
         false
+    }
+    /// KV cells a forward may hold for a moment beyond its tokens (exact
+    /// mode's padding), which admission keeps free.
+    fn scratch_cells(&self) -> usize {
+        0
     }
     /// Rows a forward of `tokens` tokens computes (more where the backend
     /// pads forwards), for cost estimates.

@@ -92,6 +92,53 @@ impl TinyLm {
     fn start_hash(&self) -> u64 {
         mix(self.config.seed)
     }
+
+    /// The forward itself; may fail part way through the batch.
+    fn forward_all(&mut self, batch: &[BatchToken]) -> Result<()> {
+        self.out.clear();
+        self.forwards += 1;
+        let used: usize = self.seqs.values().map(Vec::len).sum();
+        if used + batch.len() > self.config.context {
+            return Err(ModelError::CacheFull(self.config.context));
+        }
+        for t in batch {
+            if t.token as usize >= self.config.vocab {
+                return Err(ModelError::BadToken {
+                    token: t.token,
+                    vocab: self.config.vocab,
+                });
+            }
+            let first = *t
+                .seqs
+                .first()
+                .ok_or(ModelError::Forward("token without sequence".into()))?;
+            let cache = self
+                .seqs
+                .get(&first)
+                .ok_or(ModelError::UnknownSequence(first))?;
+            let prev = cache.last().copied().unwrap_or_else(|| self.start_hash());
+            let h = mix(prev ^ mix(t.token as u64 + 1) ^ (t.pos as u64).wrapping_mul(0x9e37));
+            for &s in &t.seqs {
+                let cache = self
+                    .seqs
+                    .get_mut(&s)
+                    .ok_or(ModelError::UnknownSequence(s))?;
+                if cache.len() != t.pos {
+                    return Err(ModelError::BadPosition {
+                        seq: s,
+                        pos: t.pos,
+                        len: cache.len(),
+                    });
+                }
+                cache.push(h);
+            }
+            if t.logits {
+                let row = self.logits_for(h);
+                self.out.push(row);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Model for TinyLm {
@@ -153,49 +200,22 @@ impl Model for TinyLm {
     }
 
     fn forward(&mut self, batch: &[BatchToken]) -> Result<()> {
-        self.out.clear();
-        self.forwards += 1;
-        let used: usize = self.seqs.values().map(Vec::len).sum();
-        if used + batch.len() > self.config.context {
-            return Err(ModelError::CacheFull(self.config.context));
-        }
-        for t in batch {
-            if t.token as usize >= self.config.vocab {
-                return Err(ModelError::BadToken {
-                    token: t.token,
-                    vocab: self.config.vocab,
-                });
-            }
-            let first = *t
-                .seqs
-                .first()
-                .ok_or(ModelError::Forward("token without sequence".into()))?;
-            let cache = self
-                .seqs
-                .get(&first)
-                .ok_or(ModelError::UnknownSequence(first))?;
-            let prev = cache.last().copied().unwrap_or_else(|| self.start_hash());
-            let h = mix(prev ^ mix(t.token as u64 + 1) ^ (t.pos as u64).wrapping_mul(0x9e37));
-            for &s in &t.seqs {
-                let cache = self
-                    .seqs
-                    .get_mut(&s)
-                    .ok_or(ModelError::UnknownSequence(s))?;
-                if cache.len() != t.pos {
-                    return Err(ModelError::BadPosition {
-                        seq: s,
-                        pos: t.pos,
-                        len: cache.len(),
-                    });
+        // A failed forward leaves every sequence as it was.
+        let before: Vec<(SeqId, usize)> = batch
+            .iter()
+            .flat_map(|t| &t.seqs)
+            .filter_map(|&s| Some((s, self.seqs.get(&s)?.len())))
+            .collect();
+        let result = self.forward_all(batch);
+        if result.is_err() {
+            self.out.clear();
+            for (s, len) in before {
+                if let Some(cache) = self.seqs.get_mut(&s) {
+                    cache.truncate(len);
                 }
-                cache.push(h);
-            }
-            if t.logits {
-                let row = self.logits_for(h);
-                self.out.push(row);
             }
         }
-        Ok(())
+        result
     }
 
     fn logits(&self, row: usize) -> &[f32] {

@@ -101,6 +101,9 @@ async fn not_found() -> Response {
 #[derive(Serialize)]
 struct HealthBody<'a> {
     status: &'static str,
+    /// Why the engine stopped, when it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
     model: &'a str,
     #[serde(flatten)]
     health: Health,
@@ -113,12 +116,14 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let failure = state.shared.failure();
     let body = HealthBody {
-        status: "ok",
+        status: if failure.is_some() { "error" } else { "ok" },
+        reason: failure.as_deref(),
         model: &state.model,
         health,
     };
-    json_response(200, &body)
+    json_response(if failure.is_some() { 503 } else { 200 }, &body)
 }
 
 async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -140,8 +145,15 @@ async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Byte
     handle(state, headers, body, Endpoint::Chat).await
 }
 
-fn engine_gone() -> ApiError {
-    ApiError::server(503, "the engine has stopped")
+fn engine_gone(shared: &Shared) -> ApiError {
+    let why = shared.failure();
+    ApiError::server(
+        503,
+        format!(
+            "the engine has stopped: {}",
+            why.as_deref().unwrap_or("shutting down")
+        ),
+    )
 }
 
 async fn handle(
@@ -180,17 +192,17 @@ async fn handle(
     let job = Job { parsed, events: tx };
     if state.jobs.send(Command::Submit(job)).is_err() {
         state.shared.pending.fetch_sub(1, Ordering::SeqCst);
-        return error_response(engine_gone());
+        return error_response(engine_gone(&state.shared));
     }
     // The worker checks what needs the model before anything is answered.
     match rx.recv().await {
         Some(JobEvent::Accepted) => {}
         Some(JobEvent::Rejected(e)) | Some(JobEvent::Failed(e)) => return error_response(e),
-        _ => return error_response(engine_gone()),
+        _ => return error_response(engine_gone(&state.shared)),
     }
     let meta = Meta::new(endpoint, &state.model);
     if stream {
-        return stream_response(meta, rx, include_usage).into_response();
+        return stream_response(meta, rx, include_usage, state.shared.clone()).into_response();
     }
     // Dropping `rx` (the client left) cancels the request in the worker.
     loop {
@@ -198,7 +210,7 @@ async fn handle(
             Some(JobEvent::Done(output)) => return json_response(200, &meta.response(&output)),
             Some(JobEvent::Failed(e)) | Some(JobEvent::Rejected(e)) => return error_response(e),
             Some(_) => {}
-            None => return error_response(engine_gone()),
+            None => return error_response(engine_gone(&state.shared)),
         }
     }
 }
@@ -210,6 +222,7 @@ struct StreamState {
     /// Choices that have had their first chunk (chat sends the role first).
     started: Vec<bool>,
     finished: bool,
+    shared: Arc<Shared>,
 }
 
 /// Server-sent events in OpenAI's chunk format, ending with `[DONE]`.
@@ -217,6 +230,7 @@ fn stream_response(
     meta: Meta,
     rx: UnboundedReceiver<JobEvent>,
     include_usage: bool,
+    shared: Arc<Shared>,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let state = StreamState {
         rx,
@@ -224,6 +238,7 @@ fn stream_response(
         include_usage,
         started: Vec::new(),
         finished: false,
+        shared,
     };
     let events = futures_util::stream::unfold(state, |mut s| async move {
         if s.finished {
@@ -259,7 +274,7 @@ fn stream_response(
                 Some(JobEvent::Accepted) => continue,
                 None => {
                     s.finished = true;
-                    let e = to_json(&engine_gone().body());
+                    let e = to_json(&engine_gone(&s.shared).body());
                     return Some((vec![e, "[DONE]".to_string()], s));
                 }
             };

@@ -62,6 +62,7 @@ pub struct Server {
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
     jobs: mpsc::UnboundedSender<worker::Command>,
     worker: std::thread::JoinHandle<()>,
+    shared: Arc<worker::Shared>,
 }
 
 /// Binds the address, builds the engine on the worker thread with
@@ -102,7 +103,7 @@ where
     let model = options.model_name.clone().unwrap_or(info.model);
     let state = Arc::new(http::AppState {
         jobs: jobs.clone(),
-        shared,
+        shared: shared.clone(),
         api_key: options.api_key.clone().filter(|k| !k.is_empty()),
         limits: options.limits.clone(),
         max_queue: options.max_queue,
@@ -128,6 +129,7 @@ where
         serving,
         jobs,
         worker,
+        shared,
     })
 }
 
@@ -165,10 +167,19 @@ impl Server {
         Ok(())
     }
 
+    /// Why the engine died, once it has (`/health` then answers 503).
+    pub fn engine_failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
     /// Serves until ctrl-c or SIGTERM, then shuts down as [`Server::shutdown`].
+    /// If the engine dies first, shuts down and fails with the reason, so
+    /// that a supervisor restarts the server.
     pub fn run_until_signal(self) -> Result<()> {
+        let shared = self.shared.clone();
         self.runtime.block_on(async {
             let ctrl_c = tokio::signal::ctrl_c();
+            let died = shared.died.notified();
             #[cfg(unix)]
             {
                 use tokio::signal::unix::{signal, SignalKind};
@@ -176,12 +187,21 @@ impl Server {
                 tokio::select! {
                     r = ctrl_c => r?,
                     _ = term.recv() => {}
+                    _ = died => {}
                 }
             }
             #[cfg(not(unix))]
-            ctrl_c.await?;
+            tokio::select! {
+                r = ctrl_c => r?,
+                _ = died => {}
+            }
             anyhow::Ok(())
         })?;
+        if let Some(why) = shared.failure() {
+            eprintln!("shutting down: {why}");
+            self.shutdown()?;
+            anyhow::bail!("{why}");
+        }
         eprintln!("shutting down: finishing the requests in flight (ctrl-c again to quit now)");
         self.runtime.spawn(async {
             if tokio::signal::ctrl_c().await.is_ok() {

@@ -8,8 +8,10 @@ use crate::decode::{
     Capacity, DecodeError, Engine, Event, FinishReason, Needs, Output, Request, RequestId,
     Tokenized,
 };
+use crate::model::ModelError;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{error::TryRecvError, UnboundedReceiver, UnboundedSender};
@@ -66,6 +68,25 @@ pub struct Shared {
     pub health: Mutex<Health>,
     /// Jobs sent to the worker and not yet admitted (bounded by the queue size).
     pub pending: AtomicUsize,
+    /// Why the engine died, once it has.
+    pub failure: Mutex<Option<String>>,
+    /// Notified once when the engine dies.
+    pub died: tokio::sync::Notify,
+}
+
+impl Shared {
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records that the engine died: `/health` answers 503 from now on.
+    fn mark_dead(&self, why: String) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        self.died.notify_one();
+    }
 }
 
 /// What the handlers need to know about the loaded engine.
@@ -119,17 +140,31 @@ pub fn run<F>(
         model: engine.target.name().to_string(),
         context,
     }));
-    let capacity = Capacity::new(context, engine.config.prefix_cache, limits.max_branches);
+    let usable = context - engine.target.scratch_cells();
+    let capacity = Capacity::new(usable, engine.config.prefix_cache, limits.max_branches);
     let mut worker = Worker {
         engine,
-        shared,
+        shared: shared.clone(),
         waiting: VecDeque::new(),
         running: HashMap::new(),
         capacity,
         stopping: false,
         health: Health::default(),
     };
-    worker.serve(jobs);
+    let served = std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(jobs)));
+    if let Err(panic) = served {
+        // Dropping the worker drops every job's sender: their clients get 503.
+        drop(worker);
+        shared.mark_dead(format!("the engine panicked: {}", panic_message(&panic)));
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 impl Worker {
@@ -315,20 +350,7 @@ impl Worker {
 
     fn step(&mut self) {
         self.health.steps += 1;
-        let events = match self.engine.step() {
-            Ok(events) => events,
-            Err(e) => {
-                // The engine dropped every request in flight.
-                let error = api_error(&e);
-                for (_, r) in self.running.drain() {
-                    self.health.failed += 1;
-                    let _ = r.job.events.send(JobEvent::Failed(error.clone()));
-                }
-                self.capacity.clear();
-                return;
-            }
-        };
-        for event in events {
+        for event in self.engine.step() {
             match event {
                 Event::Delta {
                     request,
@@ -354,6 +376,14 @@ impl Worker {
                         let _ = r.job.events.send(JobEvent::Done(output));
                     }
                 }
+                Event::Failed { request, error } => {
+                    if let Some(r) = self.running.remove(&request) {
+                        self.capacity.give_back(&r.needs);
+                        self.health.failed += 1;
+                        self.publish();
+                        let _ = r.job.events.send(JobEvent::Failed(api_error(&error)));
+                    }
+                }
             }
         }
     }
@@ -375,6 +405,9 @@ fn api_error(e: &DecodeError) -> ApiError {
     match e {
         DecodeError::Invalid(_) | DecodeError::PromptTooLong { .. } => {
             ApiError::invalid(None, e.to_string())
+        }
+        DecodeError::Model(ModelError::CacheFull(_) | ModelError::OutOfSequences(_)) => {
+            ApiError::server(503, format!("{e}; retry later"))
         }
         _ => ApiError::server(500, e.to_string()),
     }

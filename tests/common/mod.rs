@@ -1,5 +1,7 @@
-//! Shared helpers for tests on real GGUF models.
+//! Shared helpers for tests on real GGUF models (and a slowed tiny model).
 #![allow(dead_code)]
+
+pub mod slow;
 
 use seed::model::llama::{LlamaLm, LlamaOptions};
 use std::path::PathBuf;
