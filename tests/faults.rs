@@ -39,6 +39,11 @@ fn engine(prefix_cache: bool, delay: Duration) -> Engine {
 }
 
 fn start(prefix_cache: bool) -> Server {
+    // Slow enough that all 16 requests are in flight before a fault.
+    start_with(prefix_cache, Duration::from_millis(1))
+}
+
+fn start_with(prefix_cache: bool, delay: Duration) -> Server {
     let options = Options {
         port: 0,
         limits: Limits {
@@ -48,8 +53,7 @@ fn start(prefix_cache: bool) -> Server {
         },
         ..Options::default()
     };
-    // Slow enough that all 16 requests are in flight before a fault.
-    let make = move || Ok(engine(prefix_cache, Duration::from_millis(1)));
+    let make = move || Ok(engine(prefix_cache, delay));
     serve::start(&options, make).expect("start the server")
 }
 
@@ -64,26 +68,30 @@ fn body(i: usize) -> Value {
     json!({"prompt": prompt(i), "n": 2, "max_tokens": MAX_TOKENS, "temperature": 1.0, "seed": i})
 }
 
+/// The engine request of a completion request's body.
+fn request_of(body: &Value) -> Request {
+    Request {
+        prompts: vec![body["prompt"].as_str().unwrap().to_string()],
+        n: body["n"].as_u64().unwrap() as usize,
+        sampling: Sampling {
+            temperature: body["temperature"].as_f64().unwrap() as f32,
+            ..Sampling::default()
+        },
+        max_tokens: body["max_tokens"].as_u64().unwrap() as usize,
+        seed: body["seed"].as_u64().unwrap(),
+        ..Request::default()
+    }
+}
+
+fn texts(engine: &mut Engine, body: &Value) -> Vec<String> {
+    let out = engine.generate(&request_of(body)).unwrap();
+    out.completions.iter().map(|c| c.text.clone()).collect()
+}
+
 /// What each client gets from the engine alone, with no fault.
 fn expected(clients: std::ops::Range<usize>) -> Vec<Vec<String>> {
     let mut local = engine(false, Duration::ZERO);
-    clients
-        .map(|i| {
-            let request = Request {
-                prompts: vec![prompt(i)],
-                n: 2,
-                sampling: Sampling {
-                    temperature: 1.0,
-                    ..Sampling::default()
-                },
-                max_tokens: MAX_TOKENS,
-                seed: i as u64,
-                ..Request::default()
-            };
-            let out = local.generate(&request).unwrap();
-            out.completions.iter().map(|c| c.text.clone()).collect()
-        })
-        .collect()
+    clients.map(|i| texts(&mut local, &body(i))).collect()
 }
 
 fn agent() -> ureq::Agent {
@@ -364,4 +372,153 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// What the clients of a soak run saw.
+#[derive(Debug, Default)]
+struct Tally {
+    completed: u64,
+    disconnected: u64,
+    /// Requests failed by an injected fault (a full KV cache, a failed
+    /// prefill, a forward failing 4 steps in a row).
+    failed_by_faults: u64,
+    /// Requests failed otherwise, or answered other text than the engine
+    /// alone gives (goal: none).
+    wrong: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.completed += other.completed;
+        self.disconnected += other.disconnected;
+        self.failed_by_faults += other.failed_by_faults;
+        self.wrong.extend(other.wrong);
+    }
+}
+
+/// Starts a streamed request and goes away after its first chunk.
+fn disconnect_early(server: &Server, body: &Value) {
+    use std::io::{BufRead, BufReader};
+    let mut body = body.clone();
+    body["stream"] = json!(true);
+    let url = format!("{}/completions", server.base_url());
+    if let Ok(resp) = agent().post(&url).send_string(&body.to_string()) {
+        let mut lines = BufReader::new(resp.into_reader()).lines();
+        let _ = lines.next();
+    }
+}
+
+/// One soak client: requests of random shape one after another until
+/// `deadline`, a few abandoned part way, each answer checked against the
+/// engine alone.
+fn soak_client(server: &Server, client: u64, deadline: Instant) -> Tally {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(client);
+    let mut local = engine(false, Duration::ZERO);
+    let mut tally = Tally::default();
+    for k in 0.. {
+        if Instant::now() > deadline {
+            break;
+        }
+        let seed = client * 1_000_000 + k;
+        let body = json!({
+            "prompt": prompt(rng.gen_range(0..64)),
+            "n": rng.gen_range(1..=3),
+            "max_tokens": rng.gen_range(4..=80),
+            "temperature": if rng.gen_bool(0.3) { 0.0 } else { 1.0 },
+            "seed": seed,
+        });
+        if rng.gen_bool(0.15) {
+            disconnect_early(server, &body);
+            tally.disconnected += 1;
+            continue;
+        }
+        match complete(server, &body) {
+            Ok(got) if got == texts(&mut local, &body) => tally.completed += 1,
+            Ok(got) => tally.wrong.push(format!("{body}: other text {got:?}")),
+            Err((status, e)) => {
+                let message = e["error"]["message"].as_str().unwrap_or("").to_string();
+                let injected = (status == 503 && message.contains("KV cache is full"))
+                    || (status == 500 && message.contains("fault injected"));
+                match injected {
+                    true => tally.failed_by_faults += 1,
+                    false => tally.wrong.push(format!("{body}: {status} {message}")),
+                }
+            }
+        }
+    }
+    tally
+}
+
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A soak run, not part of the suite (it runs for SOAK_SECONDS, 600 by
+/// default): 32 clients, random disconnects, faults injected at random into
+/// forwards and prefills. Prints a report; fails if a request failed
+/// beyond the injected faults, an answer differed from the engine alone's,
+/// or a sequence outlived its request. Run it with
+/// `cargo test --release --features failpoints --test faults -- --ignored --nocapture soak`.
+#[test]
+#[ignore]
+fn soak() {
+    let seconds: u64 = std::env::var("SOAK_SECONDS").map_or(600, |s| s.parse().unwrap());
+    let scenario = fail::FailScenario::setup();
+    let server = start_with(false, Duration::ZERO);
+    let rss_start = resident_kib();
+    fail::cfg(faults::TARGET_FORWARD, "0.2%return(cache-full)").unwrap();
+    fail::cfg(faults::DRAFT_FORWARD, "0.2%return").unwrap();
+    fail::cfg(faults::PREFILL_FORWARD, "0.5%return").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let tally = std::thread::scope(|scope| {
+        let server = &server;
+        let clients: Vec<_> = (0..32)
+            .map(|c| scope.spawn(move || soak_client(server, c, deadline)))
+            .collect();
+        let mut tally = Tally::default();
+        for c in clients {
+            tally.add(c.join().unwrap());
+        }
+        tally
+    });
+    scenario.teardown();
+    let h = wait_for(&server, |h| h["in_flight"] == 0 && h["queued"] == 0);
+    let rss_end = resident_kib();
+    println!(
+        "soak {seconds} s, 32 clients: {} completed, {} disconnected by the client, \
+         {} failed by injected faults, {} failed otherwise or wrong; \
+         engine: {} steps, {} faulted steps, {} requests failed, {} cancelled; \
+         sequences at the end: target {}, draft {}; resident memory {} MiB at start, {} MiB at end",
+        tally.completed,
+        tally.disconnected,
+        tally.failed_by_faults,
+        tally.wrong.len(),
+        h["steps"],
+        h["faulted_steps"],
+        h["failed"],
+        h["cancelled"],
+        h["target_sequences"],
+        h["draft_sequences"],
+        rss_start / 1024,
+        rss_end / 1024,
+    );
+    assert!(
+        tally.wrong.is_empty(),
+        "{:#?}",
+        &tally.wrong[..tally.wrong.len().min(10)]
+    );
+    assert_eq!(
+        (
+            h["target_sequences"].as_u64(),
+            h["draft_sequences"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    server.shutdown().unwrap();
 }

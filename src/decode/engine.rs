@@ -42,6 +42,8 @@ pub struct Engine {
     batch: Batch,
     /// Steps failed in a row (see [`Engine::recover`]).
     failed_steps: usize,
+    /// Steps failed since the engine was made.
+    faulted_steps: u64,
 }
 
 /// Failed steps in a row after which a fault other than a full KV cache
@@ -90,6 +92,7 @@ impl Engine {
             draft_cache,
             batch: Batch::default(),
             failed_steps: 0,
+            faulted_steps: 0,
         })
     }
 
@@ -330,6 +333,7 @@ impl Engine {
     /// same one); another fault is retried, and fails the step's requests
     /// after [`MAX_STEP_RETRIES`] in a row.
     fn recover(&mut self, touched: &[usize], error: DecodeError) -> Vec<Event> {
+        self.faulted_steps += 1;
         let stepped = self.batch.requests_of(touched);
         let mut failing = self.roll_back();
         let mut events = self.harvest(touched);
@@ -440,6 +444,11 @@ impl Engine {
             self.reclaim();
         }
         true
+    }
+
+    /// Steps whose forward failed (and that were recovered from).
+    pub fn faulted_steps(&self) -> u64 {
+        self.faulted_steps
     }
 
     /// Requests in flight.

@@ -60,6 +60,8 @@ pub struct Health {
     pub generated_tokens: u64,
     /// Engine steps (rounds) run.
     pub steps: u64,
+    /// Steps whose forward failed; their requests were retried or failed.
+    pub faulted_steps: u64,
 }
 
 /// State shared with the HTTP handlers.
@@ -391,6 +393,7 @@ impl Worker {
     fn publish(&mut self) {
         let h = &mut self.health;
         h.in_flight = self.engine.in_flight();
+        h.faulted_steps = self.engine.faulted_steps();
         h.live_branches = self.engine.live_branches();
         h.queued = self.shared.pending.load(Ordering::SeqCst);
         h.target_sequences = self.engine.target.live_sequences();
