@@ -1052,7 +1052,7 @@ fn start_stalled_stream(
         body.len()
     )
     .unwrap();
-    let mut first = [0u8; 64];
+    let mut first = [0u8; 1024];
     let n = s.read(&mut first).unwrap();
     assert!(
         String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"),
@@ -1109,9 +1109,13 @@ fn the_binary_exits_on_sigterm_within_the_drain_deadline_with_a_stalled_stream()
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .parse()
         .unwrap();
-    // Eight long samples: far more than a second of work.
-    let body = json!({"prompt": "Once upon a time", "n": 8, "max_tokens": 1500, "stream": true});
-    let _stalled = start_stalled_stream(addr, "/v1/completions", &body);
+    // Four long samples: far more than a second of work.
+    let body = json!({"prompt": "Once upon a time", "n": 4, "max_tokens": 240, "stream": true});
+    let stalled = std::panic::catch_unwind(|| start_stalled_stream(addr, "/v1/completions", &body));
+    let Ok(mut stalled) = stalled else {
+        let _ = child.kill();
+        panic!("the streaming request failed");
+    };
     let started = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -1124,4 +1128,11 @@ fn the_binary_exits_on_sigterm_within_the_drain_deadline_with_a_stalled_stream()
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     assert!(rest.contains("shutting down"), "{rest}");
+    // The stream was cut short, not finished.
+    let mut streamed = String::new();
+    let _ = std::io::Read::read_to_string(&mut stalled, &mut streamed);
+    assert!(
+        streamed.contains("shutting down") || !streamed.contains("[DONE]"),
+        "{streamed}"
+    );
 }
