@@ -1136,3 +1136,27 @@ fn the_binary_exits_on_sigterm_within_the_drain_deadline_with_a_stalled_stream()
         "{streamed}"
     );
 }
+
+#[test]
+fn a_body_that_stops_arriving_gets_408_after_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let mut options = options();
+    options.idle_timeout = Duration::from_secs(1);
+    let server = start(&options, || tiny_engine(EngineKind::Ar, 64, false));
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"prompt\": "
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_openai_error(408, &body, 408, "did not arrive");
+    server.shutdown().unwrap();
+}
