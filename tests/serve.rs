@@ -97,10 +97,14 @@ impl Model for Endless {
 }
 
 fn endless_engine(kind: EngineKind) -> Engine {
+    endless_engine_with_delay(kind, Duration::from_millis(2))
+}
+
+fn endless_engine_with_delay(kind: EngineKind, delay: Duration) -> Engine {
     let slow = |c: TinyConfig| -> Box<dyn Model> {
         Box::new(Endless {
             inner: TinyLm::new(c),
-            delay: Duration::from_millis(2),
+            delay,
         })
     };
     Engine::new(
@@ -961,6 +965,7 @@ fn wrong_methods_large_bodies_and_other_media_get_openai_errors() {
 
 /// Lets this process open `want` files if the hard limit allows; returns
 /// how many it may open.
+#[cfg(unix)]
 fn raise_open_files(want: u64) -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -995,6 +1000,7 @@ fn read_until_closed(stream: &mut std::net::TcpStream, limit: Duration) {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn half_open_connections_are_closed_after_the_header_timeout() {
     use std::io::Write;
@@ -1158,5 +1164,61 @@ fn a_body_that_stops_arriving_gets_408_after_the_idle_timeout() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_openai_error(408, &body, 408, "did not arrive");
+    server.shutdown().unwrap();
+}
+
+/// Caps a socket's receive buffer, so that a client that reads nothing
+/// soon stops the server's writes.
+#[cfg(unix)]
+fn shrink_receive_buffer(s: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4096;
+    // SAFETY: setsockopt reads `size` for its length; the descriptor is open.
+    let set = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "setsockopt SO_RCVBUF");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_client_that_stops_reading_a_stream_is_cut_off_after_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let mut options = options();
+    options.idle_timeout = Duration::from_secs(1);
+    // Undelayed, so that it soon fills the socket's buffers.
+    let server = start(&options, || {
+        endless_engine_with_delay(EngineKind::Ar, Duration::ZERO)
+    });
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    shrink_receive_buffer(&s);
+    let started = Instant::now();
+    let body = json!({"prompt": "abc", "n": 3, "max_tokens": 900_000, "stream": true}).to_string();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 16];
+    s.read_exact(&mut first).unwrap();
+    assert!(
+        first.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    // The client reads nothing more: the server's writes stall, then it
+    // closes the connection and the request is cancelled.
+    let h = wait_for_health(&server, |h| h["cancelled"] == 1 && h["live_branches"] == 0);
+    assert_eq!(h["target_sequences"], 0, "{h}");
+    // Cut off soon after its writes stalled, not when the stream ends (never).
+    assert!(started.elapsed() < Duration::from_secs(30));
     server.shutdown().unwrap();
 }
