@@ -741,8 +741,16 @@ fn seed_bin(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn command_line_errors_are_clear() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["serve", "--max-batch", "0"], "--max-batch 0"),
+        (
+            &["serve", "--drain-timeout", "soon"],
+            "not a number of seconds",
+        ),
+        (
+            &["serve", "--header-timeout", "0"],
+            "header timeout must be more than 0",
+        ),
         (
             &["serve", "--tree", "3,2,2", "--max-batch", "64"],
             "12 leaves",
