@@ -105,7 +105,11 @@ type Answer = Result<Vec<String>, (u16, Value)>;
 
 fn complete(server: &Server, body: &Value) -> Answer {
     let url = format!("{}/completions", server.base_url());
-    match agent().post(&url).send_string(&body.to_string()) {
+    match agent()
+        .post(&url)
+        .set("Content-Type", "application/json")
+        .send_string(&body.to_string())
+    {
         Ok(resp) => {
             let v: Value = resp.into_json().unwrap();
             let mut choices = v["choices"].as_array().unwrap().clone();
@@ -351,6 +355,7 @@ fn the_binary_exits_non_zero_when_its_engine_dies() {
     let body = json!({"prompt": "Say hello.", "max_tokens": 8});
     match agent()
         .post(&format!("{base}/completions"))
+        .set("Content-Type", "application/json")
         .send_string(&body.to_string())
     {
         Err(ureq::Error::Status(code, _)) => assert_eq!(code, 503),
@@ -402,7 +407,11 @@ fn disconnect_early(server: &Server, body: &Value) {
     let mut body = body.clone();
     body["stream"] = json!(true);
     let url = format!("{}/completions", server.base_url());
-    if let Ok(resp) = agent().post(&url).send_string(&body.to_string()) {
+    if let Ok(resp) = agent()
+        .post(&url)
+        .set("Content-Type", "application/json")
+        .send_string(&body.to_string())
+    {
         let mut lines = BufReader::new(resp.into_reader()).lines();
         let _ = lines.next();
     }

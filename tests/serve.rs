@@ -42,10 +42,14 @@ fn tiny_engine(kind: EngineKind, context: usize, prefix_cache: bool) -> Engine {
 }
 
 fn endless_engine(kind: EngineKind) -> Engine {
+    endless_engine_with_delay(kind, Duration::from_millis(2))
+}
+
+fn endless_engine_with_delay(kind: EngineKind, delay: Duration) -> Engine {
     let slow = |c: TinyConfig| -> Box<dyn Model> {
         Box::new(Slow {
             inner: TinyLm::new(c),
-            delay: Duration::from_millis(2),
+            delay,
             endless: true,
         })
     };
@@ -79,6 +83,11 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
+/// A POST with the JSON content type the server requires.
+fn json_post(agent: &ureq::Agent, url: &str) -> ureq::Request {
+    agent.post(url).set("Content-Type", "application/json")
+}
+
 /// Sends raw bytes; returns the status and the JSON answer.
 fn post_raw(url: &str, body: &str, key: Option<&str>) -> (u16, Value) {
     let mut r = agent().post(url).set("Content-Type", "application/json");
@@ -109,8 +118,7 @@ fn get(url: &str) -> Value {
 
 /// The `data:` payloads of a streamed response, up to and including `[DONE]`.
 fn stream(url: &str, body: &Value) -> Vec<String> {
-    let resp = agent()
-        .post(url)
+    let resp = json_post(&agent(), url)
         .send_string(&body.to_string())
         .expect("stream");
     assert_eq!(
@@ -383,7 +391,9 @@ fn a_client_that_disconnects_frees_its_sequences() {
         let server = start(&options(), move || endless_engine(kind));
         let url = format!("{}/completions", server.base_url());
         let body = json!({"prompt": "abc", "n": 3, "max_tokens": 900_000, "stream": true});
-        let resp = agent().post(&url).send_string(&body.to_string()).unwrap();
+        let resp = json_post(&agent(), &url)
+            .send_string(&body.to_string())
+            .unwrap();
         let mut lines = BufReader::new(resp.into_reader()).lines();
         let mut chunks = 0;
         while chunks < 5 {
@@ -499,8 +509,7 @@ fn a_full_queue_answers_429_and_waiting_requests_run_later() {
     let server = start(&options, || endless_engine(EngineKind::Ar));
     let url = format!("{}/completions", server.base_url());
     // A fills the batch; B waits; C finds the queue full.
-    let a = agent()
-        .post(&url)
+    let a = json_post(&agent(), &url)
         .send_string(&json!({"prompt": "a", "max_tokens": 900_000, "stream": true}).to_string())
         .unwrap();
     let mut a_lines = BufReader::new(a.into_reader()).lines();
@@ -535,7 +544,9 @@ fn shutdown_finishes_requests_in_flight() {
         "messages": [{"role": "user", "content": "abc"}], "max_tokens": 150, "stream": true,
         "stream_options": {"include_usage": true},
     });
-    let resp = agent().post(&url).send_string(&body.to_string()).unwrap();
+    let resp = json_post(&agent(), &url)
+        .send_string(&body.to_string())
+        .unwrap();
     let mut lines = BufReader::new(resp.into_reader()).lines();
     let mut data = Vec::new();
     // The request is running when the server is told to stop.
@@ -602,7 +613,7 @@ fn a_client_that_gives_up_waiting_frees_its_sequences() {
         .timeout(Duration::from_millis(300))
         .build();
     let body = json!({"prompt": "abc", "n": 2, "max_tokens": 900_000});
-    let err = impatient.post(&url).send_string(&body.to_string());
+    let err = json_post(&impatient, &url).send_string(&body.to_string());
     assert!(
         matches!(err, Err(ureq::Error::Transport(_))),
         "should time out"
@@ -676,8 +687,16 @@ fn seed_bin(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn command_line_errors_are_clear() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["serve", "--max-batch", "0"], "--max-batch 0"),
+        (
+            &["serve", "--drain-timeout", "soon"],
+            "not a number of seconds",
+        ),
+        (
+            &["serve", "--header-timeout", "0"],
+            "header timeout must be more than 0",
+        ),
         (
             &["serve", "--tree", "3,2,2", "--max-batch", "64"],
             "12 leaves",
@@ -799,5 +818,361 @@ fn a_seeded_sample_is_the_same_alone_and_among_sixteen_requests() {
     assert_eq!(together, alone);
     // Another seed, other samples (same prompt and settings otherwise).
     assert!((0..4).any(|i| alone[i] != alone[i + 4]), "{alone:?}");
+    server.shutdown().unwrap();
+}
+
+/// Sends `body` with any method and content type; returns the status and
+/// the JSON answer, with its `Allow` header as `allow_header`.
+fn send(
+    method: &str,
+    url: &str,
+    content_type: Option<&str>,
+    body: &str,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut r = agent().request(method, url);
+    if let Some(t) = content_type {
+        r = r.set("Content-Type", t);
+    }
+    if let Some(k) = key {
+        r = r.set("Authorization", &format!("Bearer {k}"));
+    }
+    let (status, resp) = match r.send_string(body) {
+        Ok(resp) => (resp.status(), resp),
+        Err(ureq::Error::Status(code, resp)) => (code, resp),
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let allow = resp.header("Allow").map(str::to_string);
+    let mut v: Value = resp.into_json().expect("a JSON answer");
+    v["allow_header"] = json!(allow);
+    (status, v)
+}
+
+fn assert_openai_error(status: u16, v: &Value, want: u16, needle: &str) {
+    assert_eq!(status, want, "{v}");
+    let e = &v["error"];
+    let message = e["message"].as_str().expect("error.message");
+    assert!(
+        message.contains(needle),
+        "{message:?} should mention {needle:?}"
+    );
+    assert!(e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some());
+}
+
+#[test]
+fn wrong_methods_large_bodies_and_other_media_get_openai_errors() {
+    let mut options = options();
+    options.api_key = Some("sekret".into());
+    options.max_body = Some(1000);
+    let server = start(&options, || tiny_engine(EngineKind::Seed, 64, true));
+    let base = server.base_url();
+    let url = format!("{base}/completions");
+    let key = Some("sekret");
+    let json = Some("application/json");
+    let good = r#"{"prompt": "abc", "max_tokens": 4}"#;
+
+    let (status, v) = send("GET", &url, None, "", key);
+    assert_openai_error(status, &v, 405, "POST");
+    assert_eq!(v["allow_header"], "POST");
+    let (status, v) = send("DELETE", &format!("{base}/models"), None, "", key);
+    assert_openai_error(status, &v, 405, "GET");
+
+    let big = json!({"prompt": "a".repeat(2000), "max_tokens": 4}).to_string();
+    let (status, v) = send("POST", &url, json, &big, key);
+    assert_openai_error(status, &v, 413, "1000 bytes");
+
+    for t in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let (status, v) = send("POST", &url, t, good, key);
+        assert_openai_error(status, &v, 415, "application/json");
+    }
+    let (status, v) = send(
+        "POST",
+        &url,
+        Some("Application/JSON; charset=utf-8"),
+        good,
+        key,
+    );
+    assert_eq!(status, 200, "{v}");
+
+    let (status, v) = send("POST", &url, json, good, Some("sekret2"));
+    assert_openai_error(status, &v, 401, "API key");
+    let (status, v) = send("POST", &url, json, good, Some("sekre"));
+    assert_openai_error(status, &v, 401, "API key");
+
+    // Dividing by so small a temperature overflows; it decodes greedily.
+    let text_at = |temperature: &str| {
+        let body =
+            format!(r#"{{"prompt": "abc", "max_tokens": 12, "temperature": {temperature}}}"#);
+        let (status, v) = send("POST", &url, json, &body, key);
+        assert_eq!(status, 200, "{v}");
+        v["choices"][0]["text"].as_str().unwrap().to_string()
+    };
+    let greedy = text_at("0");
+    assert!(!greedy.is_empty());
+    assert_eq!(text_at("1e-40"), greedy);
+    server.shutdown().unwrap();
+}
+
+/// Lets this process open `want` files if the hard limit allows; returns
+/// how many it may open.
+#[cfg(unix)]
+fn raise_open_files(want: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < want {
+            limit.rlim_cur = want.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Reads until the server closes the connection; panics past `limit`.
+fn read_until_closed(stream: &mut std::net::TcpStream, limit: Duration) {
+    use std::io::Read;
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn half_open_connections_are_closed_after_the_header_timeout() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    // Each connection takes a descriptor here and one in the server.
+    let files = raise_open_files(4096);
+    let count = 1000.min((files.saturating_sub(200) / 2) as usize);
+    if count < 1000 {
+        eprintln!("only {count} connections: this process may open {files} files");
+    }
+    let mut options = options();
+    options.header_timeout = Duration::from_secs(1);
+    let server = start(&options, || tiny_engine(EngineKind::Ar, 64, false));
+    let url = format!("{}/completions", server.base_url());
+    let started = Instant::now();
+    let mut half_open: Vec<TcpStream> = (0..count)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr()).unwrap();
+            s.write_all(b"POST /v1/comp").unwrap();
+            s
+        })
+        .collect();
+    // A client that finished a request and then idles is closed too.
+    let mut idle = TcpStream::connect(server.addr()).unwrap();
+    write!(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The server answers the others meanwhile.
+    let v = post(&url, &json!({"prompt": "abc", "max_tokens": 4}));
+    check_response(&v, false, 1);
+    for s in &mut half_open {
+        read_until_closed(s, Duration::from_secs(20));
+    }
+    read_until_closed(&mut idle, Duration::from_secs(20));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "closing took {took:?}");
+    drop(half_open);
+    let v = post(&url, &json!({"prompt": "abc", "max_tokens": 4}));
+    check_response(&v, false, 1);
+    server.shutdown().unwrap();
+}
+
+/// Sends a streaming request on a raw connection and waits for its first
+/// bytes; the caller then stops reading.
+fn start_stalled_stream(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &Value,
+) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let body = body.to_string();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 1024];
+    let n = s.read(&mut first).unwrap();
+    assert!(
+        String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&first[..n])
+    );
+    s
+}
+
+#[test]
+fn shutdown_cancels_a_stalled_stream_and_answers_queued_requests_503_after_the_drain_deadline() {
+    let mut options = options();
+    options.drain_timeout = Duration::from_secs(1);
+    options.limits.max_branches = 1;
+    let server = start(&options, || endless_engine(EngineKind::Ar));
+    let url = format!("{}/completions", server.base_url());
+    let body = json!({"prompt": "abc", "max_tokens": 900_000, "stream": true});
+    let mut stalled = start_stalled_stream(server.addr(), "/v1/completions", &body);
+    std::thread::scope(|scope| {
+        let queued = scope.spawn(|| post_raw(&url, r#"{"prompt": "b", "max_tokens": 3}"#, None));
+        wait_for_health(&server, |h| h["in_flight"] == 1 && h["queued"] == 1);
+        let started = Instant::now();
+        server.shutdown().unwrap();
+        let took = started.elapsed();
+        // The deadline, a second for the 503s to go out, and some slack.
+        assert!(took < Duration::from_secs(6), "shutdown took {took:?}");
+        let (status, v) = queued.join().unwrap();
+        assert_openai_error(status, &v, 503, "shutting down");
+    });
+    // The stream ends (with the cancellation, if its buffers had room).
+    read_until_closed(&mut stalled, Duration::from_secs(10));
+}
+
+/// The binary on SmolLM2 with `--drain-timeout 1`: SIGTERM with a stream
+/// whose client reads nothing exits within the deadline, not never.
+#[cfg(unix)]
+#[test]
+fn the_binary_exits_on_sigterm_within_the_drain_deadline_with_a_stalled_stream() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let model = common::smollm_path().display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
+        .args(["serve", "--engine", "ar", "--target", &model, "--port", "0"])
+        .args(["--ctx", "2048", "--drain-timeout", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .and_then(|w| w.strip_suffix("/v1"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .parse()
+        .unwrap();
+    // Four long samples: far more than a second of work.
+    let body = json!({"prompt": "Once upon a time", "n": 4, "max_tokens": 240, "stream": true});
+    let stalled = std::panic::catch_unwind(|| start_stalled_stream(addr, "/v1/completions", &body));
+    let Ok(mut stalled) = stalled else {
+        let _ = child.kill();
+        panic!("the streaming request failed");
+    };
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "exit status after SIGTERM");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "exiting took {took:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(rest.contains("shutting down"), "{rest}");
+    // The stream was cut short, not finished.
+    let mut streamed = String::new();
+    let _ = std::io::Read::read_to_string(&mut stalled, &mut streamed);
+    assert!(
+        streamed.contains("shutting down") || !streamed.contains("[DONE]"),
+        "{streamed}"
+    );
+}
+
+#[test]
+fn a_body_that_stops_arriving_gets_408_after_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let mut options = options();
+    options.idle_timeout = Duration::from_secs(1);
+    let server = start(&options, || tiny_engine(EngineKind::Ar, 64, false));
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"prompt\": "
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_openai_error(408, &body, 408, "did not arrive");
+    server.shutdown().unwrap();
+}
+
+/// Caps a socket's receive buffer, so that a client that reads nothing
+/// soon stops the server's writes.
+#[cfg(unix)]
+fn shrink_receive_buffer(s: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4096;
+    // SAFETY: setsockopt reads `size` for its length; the descriptor is open.
+    let set = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "setsockopt SO_RCVBUF");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_client_that_stops_reading_a_stream_is_cut_off_after_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let mut options = options();
+    options.idle_timeout = Duration::from_secs(1);
+    // Undelayed, so that it soon fills the socket's buffers.
+    let server = start(&options, || {
+        endless_engine_with_delay(EngineKind::Ar, Duration::ZERO)
+    });
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    shrink_receive_buffer(&s);
+    let started = Instant::now();
+    let body = json!({"prompt": "abc", "n": 3, "max_tokens": 900_000, "stream": true}).to_string();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 16];
+    s.read_exact(&mut first).unwrap();
+    assert!(
+        first.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    // The client reads nothing more: the server's writes stall, then it
+    // closes the connection and the request is cancelled.
+    let h = wait_for_health(&server, |h| h["cancelled"] == 1 && h["live_branches"] == 0);
+    assert_eq!(h["target_sequences"], 0, "{h}");
+    // Cut off soon after its writes stalled, not when the stream ends (never).
+    assert!(started.elapsed() < Duration::from_secs(30));
     server.shutdown().unwrap();
 }

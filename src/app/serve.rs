@@ -5,6 +5,7 @@ use crate::decode::{EngineConfig, EngineKind};
 use crate::serve::{self, Limits, Options};
 use anyhow::{bail, Result};
 use clap::Args;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -33,6 +34,31 @@ pub struct ServeArgs {
     /// The model name to report (default: the target's file name).
     #[arg(long)]
     pub model_name: Option<String>,
+    /// Seconds a client may take to send a request's head (also how long an
+    /// idle keep-alive connection stays open).
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+    /// Seconds a client may leave a request's body unsent or a response unread.
+    #[arg(long, default_value = "60", value_parser = seconds)]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds shutdown waits for requests in flight before cancelling them.
+    #[arg(long, default_value = "30", value_parser = seconds)]
+    pub drain_timeout: Duration,
+    /// Largest request body in bytes (default: 16 per token of context, at least 1 MiB).
+    #[arg(long)]
+    pub max_body: Option<usize>,
+}
+
+/// A duration given in (possibly fractional) seconds.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{text:?} must be a finite number of seconds, 0 or more"))
 }
 
 /// Sequences llama.cpp gives one context (see `model::llama`), less its two
@@ -78,6 +104,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
             max_tokens: args.max_tokens,
         },
         model_name: args.model_name.clone(),
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
+        drain_timeout: args.drain_timeout,
+        max_body: args.max_body,
     };
     let engine = args.engine.clone();
     let server = serve::start(&options, move || engine.build(false))?;
@@ -92,5 +123,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
             ""
         }
     );
+    if options.api_key.is_none() && !server.addr().ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {} without an API key: anyone who can reach it can use the \
+             model; set --api-key or SEED_API_KEY",
+            server.addr()
+        );
+    }
     server.run_until_signal()
 }

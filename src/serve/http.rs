@@ -3,9 +3,9 @@
 
 use super::openai::{self, ApiError, Endpoint, Limits, Meta, ModelList, Usage};
 use super::worker::{Command, Health, Job, JobEvent, Shared};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,10 @@ use serde::Serialize;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::watch;
 
 pub struct AppState {
     pub jobs: UnboundedSender<Command>,
@@ -23,16 +26,22 @@ pub struct AppState {
     pub limits: Limits,
     /// Most requests waiting for the batch before new ones get 429.
     pub max_queue: usize,
+    /// Largest request body in bytes; larger ones get 413.
+    pub max_body: usize,
+    /// How long a request's body may take to arrive.
+    pub idle_timeout: Duration,
+    /// Set when shutdown's drain deadline has passed: requests answer 503.
+    pub cancelled: watch::Receiver<bool>,
     pub model: String,
     pub created: u64,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/completions", post(completions))
-        .route("/v1/models", get(models))
-        .route("/health", get(health))
+        .route("/v1/chat/completions", post(chat).fallback(only("POST")))
+        .route("/v1/completions", post(completions).fallback(only("POST")))
+        .route("/v1/models", get(models).fallback(only("GET")))
+        .route("/health", get(health).fallback(only("GET")))
         .fallback(not_found)
         .with_state(state)
 }
@@ -70,7 +79,9 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if given.map(str::trim) == Some(key.as_str()) {
+    // Compared in constant time, so timing tells nothing about the key.
+    let matches = given.is_some_and(|g| bool::from(g.trim().as_bytes().ct_eq(key.as_bytes())));
+    if matches {
         return Ok(());
     }
     Err(ApiError {
@@ -95,6 +106,76 @@ async fn not_found() -> Response {
         param: None,
         code: Some("unknown_url"),
     })
+}
+
+/// The answer to a known endpoint called with another method.
+fn only(
+    allowed: &'static str,
+) -> impl Fn(Method) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |method| {
+        std::future::ready(error_response(ApiError {
+            status: 405,
+            message: format!("{method} is not allowed here; this endpoint takes {allowed}"),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("method_not_allowed"),
+        }))
+    }
+}
+
+/// Only JSON is read: a browser page can send `text/plain` or form posts to
+/// any server without asking, but not `application/json`.
+fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = given.as_deref().and_then(|t| t.split(';').next());
+    if essence.is_some_and(|e| e.trim().eq_ignore_ascii_case("application/json")) {
+        return Ok(());
+    }
+    Err(ApiError {
+        status: 415,
+        message: format!(
+            "the request body must be JSON with Content-Type: application/json, got {}",
+            given.map_or("no Content-Type".into(), |t| format!("{t:?}"))
+        ),
+        kind: "invalid_request_error",
+        param: None,
+        code: Some("unsupported_media_type"),
+    })
+}
+
+/// The whole body, at most `max_body` bytes, arriving within the idle timeout.
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.max_body;
+    let read = tokio::time::timeout(state.idle_timeout, axum::body::to_bytes(body, limit)).await;
+    let too_large = |e: &axum::Error| {
+        std::error::Error::source(e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+    };
+    match read {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if too_large(&e) => Err(ApiError {
+            status: 413,
+            message: format!("the request body is larger than this server's {limit} bytes"),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_too_large"),
+        }),
+        Ok(Err(e)) => Err(ApiError::invalid(
+            None,
+            format!("cannot read the request body: {e}"),
+        )),
+        Err(_) => Err(ApiError {
+            status: 408,
+            message: format!(
+                "the request body did not arrive within {}s",
+                state.idle_timeout.as_secs_f64()
+            ),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_timeout"),
+        }),
+    }
 }
 
 /// `GET /health`: the worker's counters, with the model's name.
@@ -136,12 +217,12 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 async fn completions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     handle(state, headers, body, Endpoint::Completions).await
 }
 
-async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     handle(state, headers, body, Endpoint::Chat).await
 }
 
@@ -156,16 +237,35 @@ fn engine_gone(shared: &Shared) -> ApiError {
     )
 }
 
+fn cancelled_by_shutdown() -> ApiError {
+    ApiError::server(
+        503,
+        "the server is shutting down; the request was cancelled",
+    )
+}
+
+/// The job's next event; a failure once shutdown's drain deadline passes.
+async fn next_event(
+    rx: &mut UnboundedReceiver<JobEvent>,
+    cancelled: &mut watch::Receiver<bool>,
+) -> Option<JobEvent> {
+    tokio::select! {
+        event = rx.recv() => event,
+        _ = cancelled.wait_for(|&c| c) => Some(JobEvent::Failed(cancelled_by_shutdown())),
+    }
+}
+
 async fn handle(
     state: Arc<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
     endpoint: Endpoint,
 ) -> Response {
-    if let Err(e) = authorize(&state, &headers) {
-        return error_response(e);
-    }
-    let parsed = match openai::parse(&body, endpoint, &state.limits) {
+    let checked = match authorize(&state, &headers).and_then(|()| check_json(&headers)) {
+        Ok(()) => read_body(&state, body).await,
+        Err(e) => Err(e),
+    };
+    let parsed = match checked.and_then(|body| openai::parse(&body, endpoint, &state.limits)) {
         Ok(p) => p,
         Err(e) => return error_response(e),
     };
@@ -194,19 +294,22 @@ async fn handle(
         state.shared.pending.fetch_sub(1, Ordering::SeqCst);
         return error_response(engine_gone(&state.shared));
     }
+    let mut cancelled = state.cancelled.clone();
     // The worker checks what needs the model before anything is answered.
-    match rx.recv().await {
+    match next_event(&mut rx, &mut cancelled).await {
         Some(JobEvent::Accepted) => {}
         Some(JobEvent::Rejected(e)) | Some(JobEvent::Failed(e)) => return error_response(e),
         _ => return error_response(engine_gone(&state.shared)),
     }
     let meta = Meta::new(endpoint, &state.model);
     if stream {
-        return stream_response(meta, rx, include_usage, state.shared.clone()).into_response();
+        return stream_response(meta, rx, cancelled, include_usage, state.shared.clone())
+            .into_response();
     }
-    // Dropping `rx` (the client left) cancels the request in the worker.
+    // Dropping `rx` (the client left, or shutdown gave up) cancels the
+    // request in the worker.
     loop {
-        match rx.recv().await {
+        match next_event(&mut rx, &mut cancelled).await {
             Some(JobEvent::Done(output)) => return json_response(200, &meta.response(&output)),
             Some(JobEvent::Failed(e)) | Some(JobEvent::Rejected(e)) => return error_response(e),
             Some(_) => {}
@@ -217,6 +320,7 @@ async fn handle(
 
 struct StreamState {
     rx: UnboundedReceiver<JobEvent>,
+    cancelled: watch::Receiver<bool>,
     meta: Meta,
     include_usage: bool,
     /// Choices that have had their first chunk (chat sends the role first).
@@ -229,11 +333,13 @@ struct StreamState {
 fn stream_response(
     meta: Meta,
     rx: UnboundedReceiver<JobEvent>,
+    cancelled: watch::Receiver<bool>,
     include_usage: bool,
     shared: Arc<Shared>,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let state = StreamState {
         rx,
+        cancelled,
         meta,
         include_usage,
         started: Vec::new(),
@@ -245,7 +351,7 @@ fn stream_response(
             return None;
         }
         loop {
-            let data = match s.rx.recv().await {
+            let data = match next_event(&mut s.rx, &mut s.cancelled).await {
                 Some(JobEvent::Delta {
                     choice,
                     text,
@@ -269,6 +375,8 @@ fn stream_response(
                 }
                 Some(JobEvent::Failed(e)) | Some(JobEvent::Rejected(e)) => {
                     s.finished = true;
+                    // Dropping the events now cancels the job at once.
+                    s.rx.close();
                     return Some((vec![to_json(&e.body()), "[DONE]".to_string()], s));
                 }
                 Some(JobEvent::Accepted) => continue,

@@ -8,6 +8,7 @@
 
 pub mod client;
 mod http;
+mod listen;
 pub mod openai;
 mod worker;
 
@@ -18,7 +19,8 @@ use crate::decode::Engine;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// How a server listens and what it accepts.
 #[derive(Clone, Debug)]
@@ -33,6 +35,30 @@ pub struct Options {
     pub limits: Limits,
     /// The model name reported (default: the target's file name).
     pub model_name: Option<String>,
+    /// How long a client may take to send a request's head, counted from
+    /// when the connection opens or its previous response ends (so also how
+    /// long an idle keep-alive connection stays open).
+    pub header_timeout: Duration,
+    /// How long a client may leave the server waiting mid-request (a body
+    /// not sent, a response not read) before its connection is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// How long shutdown waits for the requests in flight before it cancels
+    /// them (they answer 503).
+    pub drain_timeout: Duration,
+    /// Largest request body in bytes (default: [`body_limit`] of the context).
+    pub max_body: Option<usize>,
+}
+
+/// Bytes of request body allowed per token of context: a prompt that fills
+/// the context, with room for JSON escapes.
+const BODY_BYTES_PER_TOKEN: usize = 16;
+const MIN_BODY: usize = 1 << 20;
+
+/// The default body limit for a model with `context` tokens.
+pub fn body_limit(context: usize) -> usize {
+    context.saturating_mul(BODY_BYTES_PER_TOKEN).max(MIN_BODY)
 }
 
 impl Default for Options {
@@ -48,6 +74,46 @@ impl Default for Options {
                 max_tokens: 1024,
             },
             model_name: None,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            drain_timeout: Duration::from_secs(30),
+            max_body: None,
+        }
+    }
+}
+
+impl Options {
+    fn check(&self) -> Result<()> {
+        if self.limits.max_n == 0 || self.limits.max_branches == 0 {
+            anyhow::bail!("the most samples and branches per request must be at least 1");
+        }
+        for (name, t) in [
+            ("header timeout", self.header_timeout),
+            ("idle timeout", self.idle_timeout),
+        ] {
+            if t.is_zero() {
+                anyhow::bail!("the {name} must be more than 0 seconds");
+            }
+        }
+        if !(1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&self.max_connections) {
+            anyhow::bail!(
+                "the most connections must be at least 1, got {}",
+                self.max_connections
+            );
+        }
+        if self.max_body == Some(0) {
+            anyhow::bail!("the largest request body must be at least 1 byte");
+        }
+        Ok(())
+    }
+
+    fn connections(&self) -> listen::Connections {
+        listen::Connections {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            drain_timeout: self.drain_timeout,
         }
     }
 }
@@ -57,9 +123,10 @@ pub struct Server {
     addr: SocketAddr,
     model: String,
     context: usize,
+    drain_timeout: Duration,
     runtime: tokio::runtime::Runtime,
     stop: Option<oneshot::Sender<()>>,
-    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: tokio::task::JoinHandle<()>,
     jobs: mpsc::UnboundedSender<worker::Command>,
     worker: std::thread::JoinHandle<()>,
     shared: Arc<worker::Shared>,
@@ -71,9 +138,7 @@ pub fn start<F>(options: &Options, make_engine: F) -> Result<Server>
 where
     F: FnOnce() -> Result<Engine> + Send + 'static,
 {
-    if options.limits.max_n == 0 || options.limits.max_branches == 0 {
-        anyhow::bail!("the most samples and branches per request must be at least 1");
-    }
+    options.check()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("seed-http")
@@ -101,29 +166,35 @@ where
         Err(_) => anyhow::bail!("the engine thread stopped while loading"),
     };
     let model = options.model_name.clone().unwrap_or(info.model);
+    let (cancel, cancelled) = watch::channel(false);
     let state = Arc::new(http::AppState {
         jobs: jobs.clone(),
         shared: shared.clone(),
         api_key: options.api_key.clone().filter(|k| !k.is_empty()),
         limits: options.limits.clone(),
         max_queue: options.max_queue,
+        max_body: options.max_body.unwrap_or_else(|| body_limit(info.context)),
+        idle_timeout: options.idle_timeout,
+        cancelled,
         model: model.clone(),
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     });
     let (stop, stopped) = oneshot::channel::<()>();
-    let serving = runtime.spawn(async move {
-        axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let app = http::router(state);
+    let serving = runtime.spawn(listen::serve(
+        listener,
+        app,
+        options.connections(),
+        stopped,
+        cancel,
+    ));
     Ok(Server {
         addr,
         model,
         context: info.context,
+        drain_timeout: options.drain_timeout,
         runtime,
         stop: Some(stop),
         serving,
@@ -151,19 +222,20 @@ impl Server {
         self.context
     }
 
-    /// Stops taking connections, lets the requests in flight finish, then
-    /// stops the engine.
+    /// Stops taking connections and requests (new ones get 503), lets the
+    /// requests in flight finish for up to the drain timeout, cancels those
+    /// still running then, and stops the engine.
     pub fn shutdown(mut self) -> Result<()> {
+        let _ = self.jobs.send(worker::Command::Stop);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let served = self.runtime.block_on(self.serving);
-        let _ = self.jobs.send(worker::Command::Stop);
         drop(self.jobs);
         self.worker
             .join()
             .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
-        served.context("the HTTP server task failed")??;
+        served.context("the HTTP server task failed")?;
         Ok(())
     }
 
@@ -202,7 +274,11 @@ impl Server {
             self.shutdown()?;
             anyhow::bail!("{why}");
         }
-        eprintln!("shutting down: finishing the requests in flight (ctrl-c again to quit now)");
+        eprintln!(
+            "shutting down: finishing the requests in flight, cancelling those left after {}s \
+             (ctrl-c again to quit now)",
+            self.drain_timeout.as_secs_f64()
+        );
         self.runtime.spawn(async {
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);

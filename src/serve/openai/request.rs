@@ -161,6 +161,18 @@ fn typed<T: Copy>(
     }
 }
 
+/// Temperatures this close to 0 decode greedily: dividing logits by them
+/// overflows f32, which would sample nothing.
+const GREEDY_BELOW: f64 = 1e-5;
+
+fn greedy_below(temperature: f64) -> f64 {
+    if temperature < GREEDY_BELOW {
+        0.0
+    } else {
+        temperature
+    }
+}
+
 fn integer(field: &Option<Lenient<i64>>, param: &'static str) -> Result<Option<i64>, ApiError> {
     match field {
         // Past i64: the range checks then name it.
@@ -387,7 +399,7 @@ impl RequestBody {
             ));
         }
         Ok(Sampling {
-            temperature: temperature as f32,
+            temperature: greedy_below(temperature) as f32,
             top_p: top_p as f32,
             top_k: top_k.max(0) as usize,
         })
@@ -441,6 +453,22 @@ mod tests {
         .unwrap();
         assert_eq!((p.max_tokens, p.seed), (7, Some(3)));
         assert_eq!(p.stop, vec!["x".to_string()]);
+    }
+
+    #[test]
+    fn tiny_temperatures_are_greedy() {
+        let temperature = |t: &str| {
+            let body = format!(r#"{{"prompt": "hi", "temperature": {t}}}"#);
+            parse(body.as_bytes(), Endpoint::Completions, &limits())
+                .unwrap()
+                .sampling
+                .temperature
+        };
+        assert_eq!(temperature("1e-40"), 0.0);
+        assert_eq!(temperature("0.000009"), 0.0);
+        assert_eq!(temperature("0"), 0.0);
+        assert_eq!(temperature("0.00001"), 1e-5);
+        assert_eq!(temperature("0.7"), 0.7);
     }
 
     #[test]
