@@ -390,6 +390,9 @@ struct Tally {
     /// Requests failed otherwise, or answered other text than the engine
     /// alone gives (goal: none).
     wrong: Vec<String>,
+    /// Each completed request and its answer, checked after the run (the
+    /// failpoints would hit the engine that checks them too).
+    answers: Vec<(Value, Vec<String>)>,
 }
 
 impl Tally {
@@ -398,6 +401,18 @@ impl Tally {
         self.disconnected += other.disconnected;
         self.failed_by_faults += other.failed_by_faults;
         self.wrong.extend(other.wrong);
+        self.answers.extend(other.answers);
+    }
+
+    /// Checks every answer against the engine alone.
+    fn check_answers(&mut self) {
+        let mut local = engine(false, Duration::ZERO);
+        for (body, got) in std::mem::take(&mut self.answers) {
+            match texts(&mut local, &body) == got {
+                true => self.completed += 1,
+                false => self.wrong.push(format!("{body}: other text {got:?}")),
+            }
+        }
     }
 }
 
@@ -418,12 +433,10 @@ fn disconnect_early(server: &Server, body: &Value) {
 }
 
 /// One soak client: requests of random shape one after another until
-/// `deadline`, a few abandoned part way, each answer checked against the
-/// engine alone.
+/// `deadline`, a few abandoned part way.
 fn soak_client(server: &Server, client: u64, deadline: Instant) -> Tally {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(client);
-    let mut local = engine(false, Duration::ZERO);
     let mut tally = Tally::default();
     for k in 0.. {
         if Instant::now() > deadline {
@@ -443,8 +456,7 @@ fn soak_client(server: &Server, client: u64, deadline: Instant) -> Tally {
             continue;
         }
         match complete(server, &body) {
-            Ok(got) if got == texts(&mut local, &body) => tally.completed += 1,
-            Ok(got) => tally.wrong.push(format!("{body}: other text {got:?}")),
+            Ok(got) => tally.answers.push((body, got)),
             Err((status, e)) => {
                 let message = e["error"]["message"].as_str().unwrap_or("").to_string();
                 let injected = (status == 503 && message.contains("KV cache is full"))
@@ -485,7 +497,7 @@ fn soak() {
     fail::cfg(faults::DRAFT_FORWARD, "0.2%return").unwrap();
     fail::cfg(faults::PREFILL_FORWARD, "0.5%return").unwrap();
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let tally = std::thread::scope(|scope| {
+    let mut tally = std::thread::scope(|scope| {
         let server = &server;
         let clients: Vec<_> = (0..32)
             .map(|c| scope.spawn(move || soak_client(server, c, deadline)))
@@ -497,6 +509,7 @@ fn soak() {
         tally
     });
     scenario.teardown();
+    tally.check_answers();
     let h = wait_for(&server, |h| h["in_flight"] == 0 && h["queued"] == 0);
     let rss_end = resident_kib();
     println!(

@@ -6,7 +6,7 @@
 use super::config::{EngineConfig, EngineKind};
 use super::error::{DecodeError, Result};
 use super::request::Request;
-use crate::model::{Model, Token};
+use crate::model::Token;
 
 /// Share of the KV cache the prefix cache may keep between requests.
 pub(crate) const PREFIX_CACHE_SHARE: f64 = 0.5;
@@ -20,13 +20,16 @@ pub struct Tokenized {
 
 impl Tokenized {
     /// Validates `request` and tokenizes its prompts with the target's
-    /// tokenizer (lengths are checked on admission).
-    pub fn new(target: &dyn Model, request: Request) -> Result<Self> {
+    /// tokenizer `tokenize` (lengths are checked on admission).
+    pub fn new(
+        request: Request,
+        tokenize: impl Fn(&str) -> crate::model::Result<Vec<Token>>,
+    ) -> Result<Self> {
         request.validate()?;
         let prompts = request
             .prompts
             .iter()
-            .map(|p| target.tokenize(p, true))
+            .map(|p| tokenize(p))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Tokenized { request, prompts })
     }

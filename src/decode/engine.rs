@@ -120,7 +120,7 @@ impl Engine {
 
     /// Validates a request and tokenizes its prompts.
     pub fn tokenize(&self, request: Request) -> Result<Tokenized> {
-        Tokenized::new(self.target.as_ref(), request)
+        Tokenized::new(request, |p| self.target.tokenize(p, true))
     }
 
     /// What a request may take of the batch at most.

@@ -29,7 +29,7 @@
 //! What remains (per-row vector dot products, the 4-row gemm per row, flash
 //! attention summing a sequence's cells in order) does not depend on the batch.
 
-use super::{BatchToken, Model, ModelError, Result, SeqId, Token};
+use super::{BatchToken, Model, ModelError, Result, SeqId, Text, Token};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -40,7 +40,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// llama.cpp allows one backend per process.
 fn backend() -> &'static LlamaBackend {
@@ -90,7 +90,7 @@ impl Default for LlamaOptions {
 pub struct LlamaLm {
     // Declared before `model` so it drops first: it borrows the boxed model.
     ctx: LlamaContext<'static>,
-    model: Box<LlamaModel>,
+    model: Arc<LlamaModel>,
     name: String,
     vocab_size: usize,
     context: usize,
@@ -126,7 +126,7 @@ impl LlamaLm {
                 "llama.cpp could not load it ({e}); is it a complete GGUF model?"
             ))
         })?;
-        let model = Box::new(model);
+        let model = Arc::new(model);
         let threads = if options.threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -151,8 +151,9 @@ impl LlamaLm {
             } else {
                 llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO
             });
-        // SAFETY: the context borrows the model, which is boxed (stable address) and
-        // outlives it: `ctx` is dropped before `model` (field order) and neither moves out.
+        // SAFETY: the context borrows the model, which is shared (stable address) and
+        // outlives it: `ctx` is dropped before `model` (field order), and other
+        // holders (tokenizers) only keep it alive longer.
         let model_ref: &'static LlamaModel = unsafe { &*(model.as_ref() as *const LlamaModel) };
         let ctx = model_ref
             .new_context(backend(), cparams)
@@ -490,13 +491,7 @@ impl Model for LlamaLm {
     }
 
     fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<Token>> {
-        let vocab = self.model.vocab();
-        let add_bos = add_bos && vocab.should_add_bos();
-        Ok(vocab
-            .tokenize(text.as_bytes(), add_bos, true)
-            .into_iter()
-            .map(|t| t.0 as Token)
-            .collect())
+        tokenize(&self.model, text, add_bos)
     }
 
     fn token_bytes(&self, token: Token) -> Vec<u8> {
@@ -517,14 +512,47 @@ impl Model for LlamaLm {
     }
 
     fn chat(&self, messages: &[super::ChatMessage]) -> Result<String> {
-        let err = |e: &dyn std::fmt::Display| ModelError::Tokenizer(format!("chat template: {e}"));
-        let template = self.model.chat_template(None).map_err(|e| err(&e))?;
-        let messages = messages
-            .iter()
-            .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()).map_err(|e| err(&e)))
-            .collect::<Result<Vec<_>>>()?;
-        self.model
-            .apply_chat_template(&template, &messages, true)
-            .map_err(|e| err(&e))
+        chat(&self.model, messages)
     }
+
+    fn text(&self) -> Option<Arc<dyn Text>> {
+        Some(Arc::new(LlamaText(self.model.clone())))
+    }
+}
+
+/// A llama.cpp model's tokenizer and chat template, for any thread (llama.cpp
+/// tokenizes from a model's read-only vocabulary, as llama-server's HTTP
+/// threads do while its engine decodes).
+struct LlamaText(Arc<LlamaModel>);
+
+impl Text for LlamaText {
+    fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<Token>> {
+        tokenize(&self.0, text, add_bos)
+    }
+
+    fn chat(&self, messages: &[super::ChatMessage]) -> Result<String> {
+        chat(&self.0, messages)
+    }
+}
+
+fn tokenize(model: &LlamaModel, text: &str, add_bos: bool) -> Result<Vec<Token>> {
+    let vocab = model.vocab();
+    let add_bos = add_bos && vocab.should_add_bos();
+    Ok(vocab
+        .tokenize(text.as_bytes(), add_bos, true)
+        .into_iter()
+        .map(|t| t.0 as Token)
+        .collect())
+}
+
+fn chat(model: &LlamaModel, messages: &[super::ChatMessage]) -> Result<String> {
+    let err = |e: &dyn std::fmt::Display| ModelError::Tokenizer(format!("chat template: {e}"));
+    let template = model.chat_template(None).map_err(|e| err(&e))?;
+    let messages = messages
+        .iter()
+        .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()).map_err(|e| err(&e)))
+        .collect::<Result<Vec<_>>>()?;
+    model
+        .apply_chat_template(&template, &messages, true)
+        .map_err(|e| err(&e))
 }

@@ -6,6 +6,7 @@
 pub mod llama;
 pub mod tiny;
 
+use std::sync::Arc;
 use thiserror::Error;
 
 /// A token id in the model's vocabulary.
@@ -117,16 +118,12 @@ pub trait Model {
     /// template of its own, one user message goes through [`Model::chat_prompt`]
     /// and longer conversations become a plain transcript.
     fn chat(&self, messages: &[ChatMessage]) -> Result<String> {
-        if let [m] = messages {
-            if m.role == "user" {
-                return self.chat_prompt(&m.content);
-            }
-        }
-        let mut text = String::new();
-        for m in messages {
-            text += &format!("{}: {}\n", m.role, m.content);
-        }
-        Ok(text + "assistant:")
+        transcript(messages, |user| self.chat_prompt(user))
+    }
+    /// Its tokenizer and chat template as a value any thread may use (so that
+    /// a server tokenizes off the engine's thread), where it has one.
+    fn text(&self) -> Option<Arc<dyn Text>> {
+        None
     }
     /// Every token's bytes, to check that two models share a vocabulary.
     fn vocab_fingerprint(&self) -> u64 {
@@ -137,4 +134,30 @@ pub trait Model {
         }
         h.finish()
     }
+}
+
+/// A model's text side (tokenizer and chat template), shareable between
+/// threads.
+pub trait Text: Send + Sync {
+    fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<Token>>;
+    /// As [`Model::chat`].
+    fn chat(&self, messages: &[ChatMessage]) -> Result<String>;
+}
+
+/// A conversation for a model without a chat template of its own: one user
+/// message through `chat_prompt`, longer ones as a plain transcript.
+pub fn transcript(
+    messages: &[ChatMessage],
+    chat_prompt: impl Fn(&str) -> Result<String>,
+) -> Result<String> {
+    if let [m] = messages {
+        if m.role == "user" {
+            return chat_prompt(&m.content);
+        }
+    }
+    let mut text = String::new();
+    for m in messages {
+        text += &format!("{}: {}\n", m.role, m.content);
+    }
+    Ok(text + "assistant:")
 }

@@ -4,8 +4,9 @@
 //! (a token missing, extra or at the wrong position) changes the output. A draft
 //! is the same model with `noise` added, so that some of its drafts get rejected.
 
-use super::{BatchToken, Model, ModelError, Result, SeqId, Token};
+use super::{transcript, BatchToken, ChatMessage, Model, ModelError, Result, SeqId, Text, Token};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Token 0 ends generation; tokens 1.. stand for the characters of `ALPHABET`.
 const ALPHABET: &[u8] = b" abcdefghijklmnopqrstuvwxyz.,?!:0123456789\n";
@@ -87,6 +88,12 @@ impl TinyLm {
                 c.sharpness * (base * base * 2.0 + c.noise * noise) - end_penalty
             })
             .collect()
+    }
+
+    fn tiny_text(&self) -> TinyText {
+        TinyText {
+            vocab: self.config.vocab,
+        }
     }
 
     fn start_hash(&self) -> u64 {
@@ -222,21 +229,8 @@ impl Model for TinyLm {
         &self.out[row]
     }
 
-    fn tokenize(&self, text: &str, _add_bos: bool) -> Result<Vec<Token>> {
-        text.bytes()
-            .map(|b| {
-                ALPHABET
-                    .iter()
-                    .position(|&a| a == b.to_ascii_lowercase())
-                    .map(|i| (i % (self.config.vocab - 1)) as Token + 1)
-                    .ok_or_else(|| {
-                        ModelError::Tokenizer(format!(
-                            "tiny model has no token for {:?}",
-                            b as char
-                        ))
-                    })
-            })
-            .collect()
+    fn tokenize(&self, text: &str, add_bos: bool) -> Result<Vec<Token>> {
+        self.tiny_text().tokenize(text, add_bos)
     }
 
     fn token_bytes(&self, token: Token) -> Vec<u8> {
@@ -251,6 +245,42 @@ impl Model for TinyLm {
     }
 
     fn chat_prompt(&self, user: &str) -> Result<String> {
-        Ok(format!("q: {user}\na:"))
+        Ok(chat_prompt(user))
+    }
+
+    fn text(&self) -> Option<Arc<dyn Text>> {
+        Some(Arc::new(self.tiny_text()))
+    }
+}
+
+fn chat_prompt(user: &str) -> String {
+    format!("q: {user}\na:")
+}
+
+/// The tiny model's tokenizer: a token per character of [`ALPHABET`].
+struct TinyText {
+    vocab: usize,
+}
+
+impl Text for TinyText {
+    fn tokenize(&self, text: &str, _add_bos: bool) -> Result<Vec<Token>> {
+        text.bytes()
+            .map(|b| {
+                ALPHABET
+                    .iter()
+                    .position(|&a| a == b.to_ascii_lowercase())
+                    .map(|i| (i % (self.vocab - 1)) as Token + 1)
+                    .ok_or_else(|| {
+                        ModelError::Tokenizer(format!(
+                            "tiny model has no token for {:?}",
+                            b as char
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    fn chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        transcript(messages, |user| Ok(chat_prompt(user)))
     }
 }

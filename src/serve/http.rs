@@ -1,8 +1,11 @@
 //! HTTP handlers: authentication, the bounded queue, and turning worker
 //! events into OpenAI responses or server-sent event streams.
 
-use super::openai::{self, ApiError, Endpoint, Limits, Meta, ModelList, Usage};
+use super::openai::{self, ApiError, Endpoint, Limits, Meta, ModelList, Parsed, Usage};
+use super::prepare::prepare;
 use super::worker::{Command, Health, Job, JobEvent, Shared};
+use crate::decode::Tokenized;
+use crate::model::Text;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -34,6 +37,10 @@ pub struct AppState {
     pub cancelled: watch::Receiver<bool>,
     pub model: String,
     pub created: u64,
+    /// The target's tokenizer and chat template, where shareable.
+    pub text: Option<Arc<dyn Text>>,
+    /// The target's context, in tokens.
+    pub context: usize,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -255,6 +262,27 @@ async fn next_event(
     }
 }
 
+/// Renders and tokenizes a request on a blocking thread, so that a huge
+/// prompt never stalls the engine's streams (`None`: a model without a
+/// shareable text side, prepared by the worker).
+async fn prepare_off_engine(
+    state: &AppState,
+    parsed: Parsed,
+) -> Result<(Parsed, Option<Tokenized>), ApiError> {
+    let Some(text) = state.text.clone() else {
+        return Ok((parsed, None));
+    };
+    let context = state.context;
+    let (parsed, prepared) = tokio::task::spawn_blocking(move || {
+        let tokenize = |t: &str| text.tokenize(t, true);
+        let prepared = prepare(&parsed, |m| text.chat(m), tokenize, context);
+        (parsed, prepared)
+    })
+    .await
+    .map_err(|e| ApiError::server(500, format!("preparing the request failed: {e}")))?;
+    Ok((parsed, Some(prepared?)))
+}
+
 async fn handle(
     state: Arc<AppState>,
     headers: HeaderMap,
@@ -267,6 +295,10 @@ async fn handle(
     };
     let parsed = match checked.and_then(|body| openai::parse(&body, endpoint, &state.limits)) {
         Ok(p) => p,
+        Err(e) => return error_response(e),
+    };
+    let (parsed, tokenized) = match prepare_off_engine(&state, parsed).await {
+        Ok(prepared) => prepared,
         Err(e) => return error_response(e),
     };
     let taken = state
@@ -289,8 +321,12 @@ async fn handle(
     }
     let (stream, include_usage) = (parsed.stream, parsed.include_usage);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let job = Job { parsed, events: tx };
-    if state.jobs.send(Command::Submit(job)).is_err() {
+    let job = Job {
+        parsed,
+        tokenized,
+        events: tx,
+    };
+    if state.jobs.send(Command::Submit(Box::new(job))).is_err() {
         state.shared.pending.fetch_sub(1, Ordering::SeqCst);
         return error_response(engine_gone(&state.shared));
     }

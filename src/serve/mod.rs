@@ -10,6 +10,7 @@ pub mod client;
 mod http;
 mod listen;
 pub mod openai;
+mod prepare;
 mod worker;
 
 pub use openai::Limits;
@@ -180,6 +181,8 @@ where
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        text: info.text,
+        context: info.context,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let app = http::router(state);

@@ -3,12 +3,12 @@
 //! job carries the channel its events go back on. A job whose receiver is
 //! gone (the client disconnected) is cancelled and its sequences freed.
 
-use super::openai::{ApiError, Input, Limits, Parsed};
+use super::openai::{ApiError, Limits, Parsed};
+use super::prepare::prepare;
 use crate::decode::{
-    Capacity, DecodeError, Engine, Event, FinishReason, Needs, Output, Request, RequestId,
-    Tokenized,
+    Capacity, DecodeError, Engine, Event, FinishReason, Needs, Output, RequestId, Tokenized,
 };
-use crate::model::ModelError;
+use crate::model::{ModelError, Text};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -18,11 +18,13 @@ use tokio::sync::mpsc::{error::TryRecvError, UnboundedReceiver, UnboundedSender}
 
 pub struct Job {
     pub parsed: Parsed,
+    /// Prepared on the HTTP side (`None`: the worker prepares it).
+    pub tokenized: Option<Tokenized>,
     pub events: UnboundedSender<JobEvent>,
 }
 
 pub enum Command {
-    Submit(Job),
+    Submit(Box<Job>),
     /// Take no new jobs; finish the ones taken, then exit.
     Stop,
 }
@@ -95,6 +97,8 @@ impl Shared {
 pub struct Info {
     pub model: String,
     pub context: usize,
+    /// The target's text side, for preparing requests off this thread.
+    pub text: Option<Arc<dyn Text>>,
 }
 
 struct Waiting {
@@ -141,6 +145,7 @@ pub fn run<F>(
     let _ = ready.send(Ok(Info {
         model: engine.target.name().to_string(),
         context,
+        text: engine.target.text(),
     }));
     let usable = context - engine.target.scratch_cells();
     let capacity = Capacity::new(usable, engine.config.prefix_cache, limits.max_branches);
@@ -213,11 +218,11 @@ impl Worker {
                     "the server is shutting down",
                 )));
             }
-            Command::Submit(job) => match self.check(&job.parsed) {
+            Command::Submit(mut job) => match self.check(&job.parsed, job.tokenized.take()) {
                 Ok((tokenized, needs)) => {
                     let _ = job.events.send(JobEvent::Accepted);
                     self.waiting.push_back(Waiting {
-                        job,
+                        job: *job,
                         tokenized,
                         needs,
                     });
@@ -234,33 +239,21 @@ impl Worker {
         self.shared.pending.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Renders and tokenizes a request's prompts and checks it against the
-    /// context. Returns the tokenized request and what it may take.
-    fn check(&self, p: &Parsed) -> Result<(Tokenized, Needs), ApiError> {
-        let (request, param) = self.request(p)?;
-        let tokenized = self.engine.tokenize(request).map_err(|err| match err {
-            DecodeError::Model(_) => ApiError::invalid(Some(param), err.to_string()),
-            _ => ApiError::invalid(None, err.to_string()),
-        })?;
-        let context = self.engine.target.context_size();
-        let max_tokens = tokenized.request.max_tokens;
-        for tokens in tokenized.prompts.iter().map(Vec::len) {
-            if tokens == 0 {
-                return Err(ApiError::invalid(Some(param), "a prompt is empty"));
+    /// Prepares a request (unless the HTTP side did) and checks what it may
+    /// take against the batch. Returns the tokenized request and its needs.
+    fn check(
+        &self,
+        p: &Parsed,
+        tokenized: Option<Tokenized>,
+    ) -> Result<(Tokenized, Needs), ApiError> {
+        let tokenized = match tokenized {
+            Some(t) => t,
+            None => {
+                let target = self.engine.target.as_ref();
+                let context = target.context_size();
+                prepare(p, |m| target.chat(m), |t| target.tokenize(t, true), context)?
             }
-            if tokens + max_tokens > context {
-                return Err(ApiError::invalid(
-                    Some(param),
-                    format!(
-                        "This model's maximum context length is {context} tokens. However, you \
-                         requested {} tokens ({tokens} in the prompt, {max_tokens} for the completion). \
-                         Please reduce the length of the prompt or completion.",
-                        tokens + max_tokens,
-                    ),
-                )
-                .with_code("context_length_exceeded"));
-            }
-        }
+        };
         let needs = self.engine.needs(&tokenized);
         if needs.cells > self.capacity.cells {
             return Err(ApiError::invalid(
@@ -274,30 +267,6 @@ impl Worker {
             .with_code("context_length_exceeded"));
         }
         Ok((tokenized, needs))
-    }
-
-    /// The engine request of a parsed one, and the parameter its prompts came in.
-    fn request(&self, p: &Parsed) -> Result<(Request, &'static str), ApiError> {
-        let (prompts, param) = match &p.input {
-            Input::Prompts(prompts) => (prompts.clone(), "prompt"),
-            Input::Chat(messages) => {
-                let prompt = self
-                    .engine
-                    .chat(messages)
-                    .map_err(|err| ApiError::invalid(Some("messages"), err.to_string()))?;
-                (vec![prompt], "messages")
-            }
-        };
-        let request = Request {
-            prompts,
-            n: p.n,
-            sampling: p.sampling.clone(),
-            draft_temperature: None,
-            max_tokens: p.max_tokens,
-            stop: p.stop.clone(),
-            seed: p.seed.unwrap_or_else(rand::random),
-        };
-        Ok((request, param))
     }
 
     fn drop_abandoned(&mut self) {
