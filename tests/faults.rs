@@ -390,9 +390,6 @@ struct Tally {
     /// Requests failed otherwise, or answered other text than the engine
     /// alone gives (goal: none).
     wrong: Vec<String>,
-    /// Each completed request and its answer, checked after the run (the
-    /// failpoints would hit the engine that checks them too).
-    answers: Vec<(Value, Vec<String>)>,
 }
 
 impl Tally {
@@ -401,19 +398,28 @@ impl Tally {
         self.disconnected += other.disconnected;
         self.failed_by_faults += other.failed_by_faults;
         self.wrong.extend(other.wrong);
-        self.answers.extend(other.answers);
     }
+}
 
-    /// Checks every answer against the engine alone.
-    fn check_answers(&mut self) {
-        let mut local = engine(false, Duration::ZERO);
-        for (body, got) in std::mem::take(&mut self.answers) {
-            match texts(&mut local, &body) == got {
-                true => self.completed += 1,
-                false => self.wrong.push(format!("{body}: other text {got:?}")),
-            }
-        }
-    }
+/// Requests of random shape, each with what the engine alone answers (made
+/// before any failpoint is on: they would hit this engine too).
+fn soak_requests(count: usize) -> Vec<(Value, Vec<String>)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
+    let mut local = engine(false, Duration::ZERO);
+    (0..count)
+        .map(|k| {
+            let body = json!({
+                "prompt": prompt(rng.gen_range(0..64)),
+                "n": rng.gen_range(1..=3),
+                "max_tokens": rng.gen_range(4..=80),
+                "temperature": if rng.gen_bool(0.3) { 0.0 } else { 1.0 },
+                "seed": k,
+            });
+            let expected = texts(&mut local, &body);
+            (body, expected)
+        })
+        .collect()
 }
 
 /// Starts a streamed request and goes away after its first chunk.
@@ -432,31 +438,27 @@ fn disconnect_early(server: &Server, body: &Value) {
     }
 }
 
-/// One soak client: requests of random shape one after another until
+/// One soak client: random requests of `pool` one after another until
 /// `deadline`, a few abandoned part way.
-fn soak_client(server: &Server, client: u64, deadline: Instant) -> Tally {
+fn soak_client(
+    server: &Server,
+    pool: &[(Value, Vec<String>)],
+    client: u64,
+    deadline: Instant,
+) -> Tally {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(client);
     let mut tally = Tally::default();
-    for k in 0.. {
-        if Instant::now() > deadline {
-            break;
-        }
-        let seed = client * 1_000_000 + k;
-        let body = json!({
-            "prompt": prompt(rng.gen_range(0..64)),
-            "n": rng.gen_range(1..=3),
-            "max_tokens": rng.gen_range(4..=80),
-            "temperature": if rng.gen_bool(0.3) { 0.0 } else { 1.0 },
-            "seed": seed,
-        });
+    while Instant::now() < deadline {
+        let (body, expected) = &pool[rng.gen_range(0..pool.len())];
         if rng.gen_bool(0.15) {
-            disconnect_early(server, &body);
+            disconnect_early(server, body);
             tally.disconnected += 1;
             continue;
         }
-        match complete(server, &body) {
-            Ok(got) => tally.answers.push((body, got)),
+        match complete(server, body) {
+            Ok(got) if &got == expected => tally.completed += 1,
+            Ok(got) => tally.wrong.push(format!("{body}: other text {got:?}")),
             Err((status, e)) => {
                 let message = e["error"]["message"].as_str().unwrap_or("").to_string();
                 let injected = (status == 503 && message.contains("KV cache is full"))
@@ -491,16 +493,17 @@ fn resident_kib() -> u64 {
 fn soak() {
     let seconds: u64 = std::env::var("SOAK_SECONDS").map_or(600, |s| s.parse().unwrap());
     let scenario = fail::FailScenario::setup();
+    let pool = soak_requests(4096);
     let server = start_with(false, Duration::ZERO);
     let rss_start = resident_kib();
     fail::cfg(faults::TARGET_FORWARD, "0.2%return(cache-full)").unwrap();
     fail::cfg(faults::DRAFT_FORWARD, "0.2%return").unwrap();
     fail::cfg(faults::PREFILL_FORWARD, "0.5%return").unwrap();
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut tally = std::thread::scope(|scope| {
-        let server = &server;
+    let tally = std::thread::scope(|scope| {
+        let (server, pool) = (&server, &pool);
         let clients: Vec<_> = (0..32)
-            .map(|c| scope.spawn(move || soak_client(server, c, deadline)))
+            .map(|c| scope.spawn(move || soak_client(server, pool, c, deadline)))
             .collect();
         let mut tally = Tally::default();
         for c in clients {
@@ -509,7 +512,6 @@ fn soak() {
         tally
     });
     scenario.teardown();
-    tally.check_answers();
     let h = wait_for(&server, |h| h["in_flight"] == 0 && h["queued"] == 0);
     let rss_end = resident_kib();
     println!(
