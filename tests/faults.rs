@@ -162,6 +162,15 @@ fn sixteen_with(server: &Server, inject: impl FnOnce()) -> Vec<Answer> {
     })
 }
 
+/// No sequence outlives its request (with the prefix cache off).
+fn assert_no_sequences(h: &Value) {
+    let live = (
+        h["target_sequences"].as_u64(),
+        h["draft_sequences"].as_u64(),
+    );
+    assert_eq!(live, (Some(0), Some(0)), "{h}");
+}
+
 fn failures(answers: &[Answer]) -> Vec<usize> {
     (0..answers.len())
         .filter(|&i| answers[i].is_err())
@@ -196,13 +205,7 @@ fn a_full_kv_cache_fails_only_the_newest_request() {
         (Some(15), Some(1)),
         "{h}"
     );
-    assert_eq!(
-        (
-            h["target_sequences"].as_u64(),
-            h["draft_sequences"].as_u64()
-        ),
-        (Some(0), Some(0))
-    );
+    assert_no_sequences(&h);
     server.shutdown().unwrap();
     scenario.teardown();
 }
@@ -225,13 +228,7 @@ fn a_forward_that_fails_once_is_retried_and_changes_no_output() {
         (Some(16), Some(0)),
         "{h}"
     );
-    assert_eq!(
-        (
-            h["target_sequences"].as_u64(),
-            h["draft_sequences"].as_u64()
-        ),
-        (Some(0), Some(0))
-    );
+    assert_no_sequences(&h);
     server.shutdown().unwrap();
     scenario.teardown();
 }
@@ -254,13 +251,7 @@ fn a_forward_that_keeps_failing_fails_its_requests_and_the_server_goes_on() {
     }
     fail::remove(faults::TARGET_FORWARD);
     let h = wait_for(&server, |h| h["in_flight"] == 0);
-    assert_eq!(
-        (
-            h["target_sequences"].as_u64(),
-            h["draft_sequences"].as_u64()
-        ),
-        (Some(0), Some(0))
-    );
+    assert_no_sequences(&h);
     assert_eq!(complete(&server, &body(3)).unwrap(), expected(3..4)[0]);
     server.shutdown().unwrap();
     scenario.teardown();
@@ -537,12 +528,6 @@ fn soak() {
         "{:#?}",
         &tally.wrong[..tally.wrong.len().min(10)]
     );
-    assert_eq!(
-        (
-            h["target_sequences"].as_u64(),
-            h["draft_sequences"].as_u64()
-        ),
-        (Some(0), Some(0))
-    );
+    assert_no_sequences(&h);
     server.shutdown().unwrap();
 }
