@@ -2,13 +2,27 @@
 
 use seed::search::algorithms::{search, Evaluation, Method, SearchConfig};
 use seed::search::llm::ScriptedLlm;
-use seed::search::task::{Check, SampleSpec, Task};
+use seed::search::task::{Chain, Check, Ruling, SampleSpec, Task};
 use seed::search::tree::{Status, Tree};
 
 /// A task whose prompts name the state, so the script can answer per state.
 /// Thoughts are letters; a state is the letters so far; values are scripted.
+#[derive(Default)]
 struct Letters {
     steps: usize,
+    /// States that answer the problem.
+    finished: &'static [&'static str],
+    /// Thoughts the rules reject.
+    invalid: &'static [&'static str],
+    /// States the rules value (at 10).
+    ruled: &'static [&'static str],
+}
+
+fn letters(steps: usize) -> Letters {
+    Letters {
+        steps,
+        ..Letters::default()
+    }
 }
 
 fn spec(prompt: String) -> SampleSpec {
@@ -67,6 +81,27 @@ impl Task for Letters {
             score: 0.0,
         }
     }
+    fn check_thought(&self, _: &str, thought: &str) -> Result<String, String> {
+        match self.invalid.contains(&thought) {
+            true => Err(format!("{thought} breaks the rules")),
+            false => Ok(thought.to_string()),
+        }
+    }
+    fn is_finished(&self, state: &str) -> bool {
+        self.finished.contains(&state)
+    }
+    fn ruling(&self, state: &str) -> Option<Ruling> {
+        self.ruled.contains(&state).then(|| Ruling {
+            value: 10.0,
+            reason: "ruled".into(),
+        })
+    }
+    fn on_right_path(&self, state: &str) -> Option<bool> {
+        Some(state.starts_with('c'))
+    }
+    fn chain(&self, style: Chain) -> SampleSpec {
+        spec(format!("chain:{style:?}"))
+    }
 }
 
 fn script() -> ScriptedLlm {
@@ -90,7 +125,7 @@ fn script() -> ScriptedLlm {
 }
 
 fn run(llm: &mut ScriptedLlm, config: &SearchConfig) -> Tree {
-    search(llm, &Letters { steps: 2 }, config, &mut |_, _| {}).unwrap()
+    search(llm, &letters(2), config, &mut |_, _| {}).unwrap()
 }
 
 fn states_with(tree: &Tree, status: Status) -> Vec<&str> {
@@ -198,7 +233,7 @@ fn identical_states_are_evaluated_once() {
         .answer("value:[b]", &["2"]);
     let tree = search(
         &mut llm,
-        &Letters { steps: 1 },
+        &letters(1),
         &SearchConfig::default(),
         &mut |_, _| {},
     )
@@ -218,9 +253,141 @@ fn vote_evaluation_and_propose_generation() {
         n_evaluate: 3,
         ..SearchConfig::default()
     };
-    let tree = search(&mut llm, &Letters { steps: 1 }, &config, &mut |_, _| {}).unwrap();
+    let tree = search(&mut llm, &letters(1), &config, &mut |_, _| {}).unwrap();
     let scores: Vec<f64> = tree.nodes[1..].iter().map(|n| n.score.unwrap()).collect();
     assert_eq!(scores, [0.0, 2.0, 1.0]);
     assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("b"));
     assert_eq!((llm.requests[0].n, llm.requests[1].n), (1, 3));
+}
+
+/// The script, and one more level under cb.
+fn deep_script() -> ScriptedLlm {
+    script()
+        .answer("expand:[cb]", &["a", "b", "c"])
+        .answer("value:[cb", &["1"])
+}
+
+fn expanded(llm: &ScriptedLlm, state: &str) -> bool {
+    let prompt = format!("expand:[{state}]");
+    llm.requests.iter().any(|r| r.prompts.contains(&prompt))
+}
+
+#[test]
+fn bfs_ends_a_path_at_a_finished_state_and_picks_the_best_finished() {
+    let mut llm = deep_script();
+    let task = Letters {
+        steps: 3,
+        finished: &["b", "ca"],
+        ..Letters::default()
+    };
+    let config = SearchConfig {
+        b: 2,
+        ..SearchConfig::default()
+    };
+    let tree = search(&mut llm, &task, &config, &mut |_, _| {}).unwrap();
+    // Step 0 keeps b (5, finished) and c (3); only c is expanded; step 1 keeps
+    // cb (6) and ca (4, finished); step 2 expands cb. The finished b beats
+    // ca and every deeper unfinished state (cb scored 6).
+    assert!(!expanded(&llm, "b") && expanded(&llm, "c") && expanded(&llm, "cb"));
+    assert!(!expanded(&llm, "ca"));
+    assert_eq!(tree.answer.as_ref().unwrap().answer.as_deref(), Some("b"));
+    let finished: Vec<&str> = tree
+        .nodes
+        .iter()
+        .filter(|n| n.finished)
+        .map(|n| n.state.as_str())
+        .collect();
+    assert_eq!(finished, ["b", "ca"]);
+    // Only step 0's candidates differ on the right path (states from c): it kept c.
+    assert_eq!((tree.ranking.decisions, tree.ranking.right_kept), (1, 1));
+}
+
+#[test]
+fn beam_picks_the_best_finished_by_its_path() {
+    let mut llm = deep_script();
+    let task = Letters {
+        steps: 3,
+        finished: &["b", "ca"],
+        ..Letters::default()
+    };
+    let config = SearchConfig {
+        method: Method::Beam,
+        b: 2,
+        ..SearchConfig::default()
+    };
+    let tree = search(&mut llm, &task, &config, &mut |_, _| {}).unwrap();
+    // Finished: b (5) and ca (3 + 4 = 7).
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("ca"));
+    assert!(!expanded(&llm, "b") && !expanded(&llm, "ca"));
+}
+
+#[test]
+fn dfs_stops_at_the_best_finished_child() {
+    let mut llm = script();
+    let task = Letters {
+        steps: 2,
+        finished: &["b", "c"],
+        ..Letters::default()
+    };
+    let config = SearchConfig {
+        method: Method::Dfs,
+        ..SearchConfig::default()
+    };
+    let tree = search(&mut llm, &task, &config, &mut |_, _| {}).unwrap();
+    // b (5) is tried first and answers: no step after it.
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("b"));
+    assert!(!expanded(&llm, "b") && !expanded(&llm, "c"));
+    assert_eq!(llm.requests.len(), 2);
+}
+
+#[test]
+fn invalid_thoughts_are_kept_with_their_reason_and_ruled_states_are_not_asked() {
+    let mut llm = script();
+    let task = Letters {
+        steps: 1,
+        invalid: &["a"],
+        ruled: &["c"],
+        ..Letters::default()
+    };
+    let tree = search(&mut llm, &task, &SearchConfig::default(), &mut |_, _| {}).unwrap();
+    let invalid = tree
+        .nodes
+        .iter()
+        .find(|n| n.status == Status::Invalid)
+        .unwrap();
+    assert_eq!(invalid.thought, "a");
+    assert_eq!(invalid.note.as_deref(), Some("a breaks the rules"));
+    assert_eq!(invalid.score, None);
+    // Only b is sent to the model; c's value (10) comes from the rules.
+    assert_eq!(llm.requests[1].prompts, ["value:[b]"]);
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("c"));
+}
+
+#[test]
+fn chains_take_the_majority_answer() {
+    let mut llm = ScriptedLlm::default().answer("chain:StepByStep", &["x", "y", "z", "y"]);
+    let config = SearchConfig {
+        method: Method::CotSc,
+        k: 4,
+        ..SearchConfig::default()
+    };
+    let tree = search(&mut llm, &letters(3), &config, &mut |_, _| {}).unwrap();
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("y"));
+    assert_eq!(
+        tree.path,
+        [0, 2],
+        "the first chain with the majority answer"
+    );
+    assert_eq!((llm.requests.len(), llm.requests[0].n), (1, 4));
+    let scores: Vec<f64> = tree.nodes[1..].iter().map(|n| n.score.unwrap()).collect();
+    assert_eq!(scores, [1.0, 2.0, 1.0, 2.0]);
+
+    let mut llm = ScriptedLlm::default().answer("chain:Direct", &["x"]);
+    let config = SearchConfig {
+        method: Method::Io,
+        ..SearchConfig::default()
+    };
+    let tree = search(&mut llm, &letters(3), &config, &mut |_, _| {}).unwrap();
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("x"));
+    assert_eq!(llm.requests[0].n, 1);
 }

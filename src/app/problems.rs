@@ -3,7 +3,11 @@
 use crate::choice_enum;
 use crate::search::task::Task;
 use crate::search::tasks::data::{self, DataDir};
-use crate::search::tasks::{game24::Game24, gsm8k::Gsm8k, text::Text};
+use crate::search::tasks::{
+    game24::Game24,
+    gsm8k::{self, Gsm8k},
+    text::Text,
+};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -56,7 +60,7 @@ pub fn dataset_problems(
             let problem: Box<dyn Task> = match task {
                 TaskName::Gsm8k => {
                     let (q, gold) = data::gsm8k(&dir, i)?;
-                    Box::new(Gsm8k::new(&q, &gold, steps.unwrap_or(4)))
+                    Box::new(Gsm8k::new(&q, &gold, steps.unwrap_or(gsm8k::DEFAULT_STEPS)))
                 }
                 TaskName::Game24 => Box::new(Game24::new(&data::game24(&dir, i)?)?),
                 TaskName::Text => Box::new(Text::new(&data::text(&dir, i)?)?),

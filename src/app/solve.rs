@@ -9,8 +9,12 @@ use crate::decode::{Drafter, EngineKind, VerifyPolicy};
 use crate::search::algorithms::{search, SearchConfig};
 use crate::search::llm::Llm;
 use crate::search::task::Task;
-use crate::search::tasks::{game24::Game24, gsm8k::Gsm8k, text::Text};
-use crate::search::tree::{Phase, Tree};
+use crate::search::tasks::{
+    game24::Game24,
+    gsm8k::{self, Gsm8k},
+    text::Text,
+};
+use crate::search::tree::{Phase, Ranking, Tree};
 use crate::serve::client::RemoteLlm;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -65,7 +69,7 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
             let gold = args.answer.clone().unwrap_or_default();
             given(
                 "question",
-                Box::new(Gsm8k::new(q, &gold, steps.unwrap_or(4))),
+                Box::new(Gsm8k::new(q, &gold, steps.unwrap_or(gsm8k::DEFAULT_STEPS))),
                 !gold.is_empty(),
             )
         }
@@ -206,6 +210,7 @@ struct Totals {
     right: usize,
     seconds: f64,
     tokens: usize,
+    ranking: Ranking,
 }
 
 impl Totals {
@@ -214,6 +219,8 @@ impl Totals {
         self.right += usize::from(right);
         self.seconds += tree.wall_s;
         self.tokens += tree.generated_tokens();
+        self.ranking.decisions += tree.ranking.decisions;
+        self.ranking.right_kept += tree.ranking.right_kept;
     }
 
     fn print(&self) {
@@ -229,6 +236,13 @@ impl Totals {
             self.tokens as f64 / n,
             peak_memory_mib().map_or("?".into(), |m| m.to_string())
         );
+        let r = self.ranking;
+        if r.decisions > 0 {
+            println!(
+                "evaluation kept a state on a right path in {} of {} selections that had one beside a wrong one",
+                r.right_kept, r.decisions
+            );
+        }
     }
 }
 

@@ -1,8 +1,14 @@
-//! BFS, DFS and beam search over thoughts. Every generation and evaluation
-//! step is one batch request, so the engine sees all its branches at once.
+//! BFS, DFS and beam search over thoughts, and the single-chain baselines
+//! they must beat (`chains.rs`). Every generation and evaluation step is one
+//! batch request, so the engine sees all its branches at once.
+//!
+//! A path ends at a state that answers the problem (`Task::is_finished`) or
+//! at the most steps; the best finished state wins. Thoughts that break the
+//! task's rules are kept in the tree as invalid, and states whose value the
+//! rules decide are not sent to the model for evaluation.
 
 use super::llm::Llm;
-use super::task::{SampleSpec, Task};
+use super::task::{Chain, SampleSpec, Task};
 use super::tree::{Phase, Status, StepRecord, Tree};
 use crate::choice_enum;
 use crate::decode::{Request, Sampling};
@@ -13,7 +19,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Instant;
 
-choice_enum!(pub Method "method" { Bfs = "bfs", Dfs = "dfs", Beam = "beam" });
+choice_enum!(pub Method "method" {
+    Bfs = "bfs", Dfs = "dfs", Beam = "beam", Io = "io", Cot = "cot", CotSc = "cot-sc"
+});
 choice_enum!(pub Generation "generation" { Sample = "sample", Propose = "propose" });
 choice_enum!(pub Evaluation "evaluation" { Value = "value", Vote = "vote" });
 choice_enum!(pub Selection "selection" { Greedy = "greedy", Sample = "sample" });
@@ -23,11 +31,11 @@ pub struct SearchConfig {
     pub method: Method,
     pub generation: Generation,
     pub evaluation: Evaluation,
-    /// Thoughts generated per expanded state.
+    /// Thoughts generated per expanded state; chains of `cot-sc`.
     pub k: usize,
     /// States kept per step (BFS), beam width (beam).
     pub b: usize,
-    /// Thought steps; `None` uses the task's.
+    /// Most thought steps on a path; `None` uses the task's.
     pub steps: Option<usize>,
     /// Samples of each evaluation prompt.
     pub n_evaluate: usize,
@@ -99,6 +107,9 @@ pub fn search(
     let final_node = match config.method {
         Method::Bfs | Method::Beam => s.breadth_first()?,
         Method::Dfs => s.depth_first()?,
+        Method::Io => s.chains(Chain::Direct, 1)?,
+        Method::Cot => s.chains(Chain::StepByStep, 1)?,
+        Method::CotSc => s.chains(Chain::StepByStep, config.k)?,
     };
     s.tree.path = s.tree.path_to(final_node);
     s.tree.answer = Some(task.check(&s.tree.nodes[final_node].state));
@@ -106,11 +117,11 @@ pub fn search(
     Ok(s.tree)
 }
 
-struct Searcher<'a, 'b> {
+pub(super) struct Searcher<'a, 'b> {
     llm: &'a mut dyn Llm,
     task: &'a dyn Task,
     config: &'a SearchConfig,
-    tree: Tree,
+    pub(super) tree: Tree,
     rng: ChaCha8Rng,
     requests: u64,
     start: Instant,
@@ -122,9 +133,13 @@ impl Searcher<'_, '_> {
         self.config.steps.unwrap_or_else(|| self.task.steps())
     }
 
+    pub(super) fn task(&self) -> &dyn Task {
+        self.task
+    }
+
     /// Sends one batch request: `n` samples of each prompt. Returns the texts
     /// and token counts per prompt.
-    fn ask(
+    pub(super) fn ask(
         &mut self,
         specs: &[SampleSpec],
         n: usize,
@@ -213,11 +228,19 @@ impl Searcher<'_, '_> {
                 if thought.is_empty() {
                     continue;
                 }
+                let thought = match self.task.check_thought(state, &thought) {
+                    Ok(canonical) => canonical,
+                    Err(reason) => {
+                        self.tree.add_invalid(parent, thought, reason);
+                        continue;
+                    }
+                };
                 let new_state = self.task.extend(state, &thought);
                 if seen.contains_key(&new_state) {
                     continue;
                 }
                 let id = self.tree.add(parent, thought, new_state.clone(), tokens);
+                self.tree.nodes[id].finished = self.task.is_finished(&new_state);
                 seen.insert(new_state, id);
                 children.push(id);
             }
@@ -229,8 +252,24 @@ impl Searcher<'_, '_> {
         Ok(children)
     }
 
-    /// Scores `nodes` in one request.
+    /// Scores `nodes`: by the task's rules where they decide, the others by
+    /// the model in one request.
     fn evaluate(&mut self, nodes: &[usize], step: usize) -> Result<()> {
+        let mut asked = Vec::new();
+        for &n in nodes {
+            match self.task.ruling(&self.tree.nodes[n].state) {
+                Some(ruling) => {
+                    self.tree.nodes[n].score = Some(ruling.value);
+                    self.tree.nodes[n].note = Some(ruling.reason);
+                }
+                None => asked.push(n),
+            }
+        }
+        self.ask_scores(&asked, step)
+    }
+
+    /// Scores `nodes` by the model, in one request.
+    fn ask_scores(&mut self, nodes: &[usize], step: usize) -> Result<()> {
         if nodes.is_empty() {
             return Ok(());
         }
@@ -275,9 +314,11 @@ impl Searcher<'_, '_> {
     }
 
     /// BFS (Tree of Thoughts) and beam search: expand every kept state, score
-    /// the children, keep the best b.
+    /// the children, keep the best b; a kept state that answers the problem
+    /// is set aside as a candidate and not expanded.
     fn breadth_first(&mut self) -> Result<usize> {
         let mut frontier = vec![0];
+        let mut finished = Vec::new();
         for step in 0..self.steps() {
             let children = self.expand(&frontier, step)?;
             if children.is_empty() {
@@ -285,17 +326,48 @@ impl Searcher<'_, '_> {
             }
             self.evaluate(&children, step)?;
             let kept = self.select(&children);
-            for &c in &children {
-                self.tree.nodes[c].status = if kept.contains(&c) {
-                    Status::Kept
-                } else {
-                    Status::Pruned
-                };
+            self.mark_kept(&children, &kept);
+            let (done, open): (Vec<usize>, Vec<usize>) =
+                kept.into_iter().partition(|&c| self.tree.nodes[c].finished);
+            finished.extend(done);
+            if open.is_empty() {
+                break;
             }
-            frontier = kept;
+            frontier = open;
         }
-        // The best state of the last frontier (the root if nothing was generated).
-        Ok(self.best(&frontier))
+        // The best finished state, else the best of the last frontier (the
+        // root if nothing was generated).
+        Ok(self.best(if finished.is_empty() {
+            &frontier
+        } else {
+            &finished
+        }))
+    }
+
+    /// Marks `kept` as kept and the other `candidates` as pruned, and counts
+    /// the selection in the tree's ranking.
+    fn mark_kept(&mut self, candidates: &[usize], kept: &[usize]) {
+        for &c in candidates {
+            self.tree.nodes[c].status = if kept.contains(&c) {
+                Status::Kept
+            } else {
+                Status::Pruned
+            };
+        }
+        self.count_ranking(candidates, kept);
+    }
+
+    /// Counts a selection in the tree's ranking where the task can tell its
+    /// candidates apart.
+    fn count_ranking(&mut self, candidates: &[usize], kept: &[usize]) {
+        let right = |c: &usize| self.task.on_right_path(&self.tree.nodes[*c].state);
+        let verdicts: Vec<Option<bool>> = candidates.iter().map(right).collect();
+        if verdicts.contains(&Some(true)) && verdicts.contains(&Some(false)) {
+            self.tree.ranking.decisions += 1;
+            if kept.iter().any(|c| right(c) == Some(true)) {
+                self.tree.ranking.right_kept += 1;
+            }
+        }
     }
 
     fn best(&self, ids: &[usize]) -> usize {
@@ -346,7 +418,9 @@ impl Searcher<'_, '_> {
 
     /// DFS: expand the best child first, prune children below the threshold,
     /// backtrack when a state has no child left; stop at the first state that
-    /// reaches the last step, or when the budget of states is spent.
+    /// answers the problem or reaches the last step (children are tried best
+    /// first, so it is the best finished sibling), or when the budget of
+    /// states is spent.
     fn depth_first(&mut self) -> Result<usize> {
         let steps = self.steps();
         let mut best_partial = 0;
@@ -361,7 +435,7 @@ impl Searcher<'_, '_> {
         steps: usize,
         best_partial: &mut usize,
     ) -> Result<Option<usize>> {
-        if step == steps {
+        if step == steps || self.tree.nodes[node].finished {
             return Ok(Some(node));
         }
         // Nodes other than the root are the generated states.
@@ -376,6 +450,13 @@ impl Searcher<'_, '_> {
                 .total_cmp(&score(&self.tree, x))
                 .then(x.cmp(&y))
         });
+        let first = children
+            .iter()
+            .copied()
+            .filter(|&c| score(&self.tree, c) >= self.config.threshold)
+            .take(1)
+            .collect::<Vec<_>>();
+        self.count_ranking(&children, &first);
         for c in children {
             if score(&self.tree, c) < self.config.threshold {
                 self.tree.nodes[c].status = Status::Pruned;

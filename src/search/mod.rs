@@ -2,6 +2,7 @@
 //! tasks. It talks to the decode layer only through batch requests.
 
 pub mod algorithms;
+mod chains;
 pub mod llm;
 pub mod task;
 pub mod tasks;

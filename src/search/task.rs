@@ -18,6 +18,23 @@ pub struct SampleSpec {
     pub max_tokens: usize,
 }
 
+/// How a chain of thought is asked for (`--method io|cot|cot-sc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chain {
+    /// The answer alone, after the task's examples (ToT's "standard" prompt).
+    Direct,
+    /// The whole solution step by step, then the answer.
+    StepByStep,
+}
+
+/// A value the task's own rules give a state, without asking the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ruling {
+    pub value: f64,
+    /// Why, as shown in the tree.
+    pub reason: String,
+}
+
 /// The result of checking a final state.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Check {
@@ -61,4 +78,32 @@ pub trait Task {
 
     /// Checks a final state.
     fn check(&self, state: &str) -> Check;
+
+    /// Checks a new thought against the task's rules before it joins the
+    /// tree: the thought in canonical form, or why it is impossible.
+    fn check_thought(&self, _state: &str, thought: &str) -> Result<String, String> {
+        Ok(thought.trim().to_string())
+    }
+    /// Whether `state` answers the problem, so its path ends there.
+    fn is_finished(&self, _state: &str) -> bool {
+        false
+    }
+    /// The state's value where the task's rules decide it (a solved or failed
+    /// final state, a step whose stated arithmetic is wrong); the model is not
+    /// asked to evaluate such a state.
+    fn ruling(&self, _state: &str) -> Option<Ruling> {
+        None
+    }
+    /// Whether a right answer can still be reached from `state`, where the task
+    /// can tell; it measures how well evaluation ranks states, nothing more.
+    fn on_right_path(&self, _state: &str) -> Option<bool> {
+        None
+    }
+
+    /// A single chain (`io`, `cot`, `cot-sc`): its prompt.
+    fn chain(&self, style: Chain) -> SampleSpec;
+    /// The final state a chain's output stands for.
+    fn chain_state(&self, output: &str) -> String {
+        output.trim().to_string()
+    }
 }

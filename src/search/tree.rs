@@ -15,6 +15,8 @@ pub enum Status {
     Pruned,
     /// Generated but never evaluated or chosen (a DFS that stopped early).
     Unexplored,
+    /// Broke the task's rules (`note` says how); never evaluated.
+    Invalid,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -32,6 +34,19 @@ pub struct Node {
     pub tokens: usize,
     /// This node's share of its generation step's time.
     pub time_s: f64,
+    /// The state answers the problem: its path ends here.
+    pub finished: bool,
+    /// What the task's rules said about it (why it is invalid, or its ruled value).
+    pub note: Option<String>,
+}
+
+/// How often evaluation kept a state on a right path when one was there to
+/// keep: over the selections whose candidates the task could tell apart
+/// (some on a right path, some not).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Ranking {
+    pub decisions: usize,
+    pub right_kept: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -60,6 +75,7 @@ pub struct Tree {
     /// Root to the chosen final node.
     pub path: Vec<usize>,
     pub answer: Option<Check>,
+    pub ranking: Ranking,
     pub wall_s: f64,
 }
 
@@ -78,10 +94,13 @@ impl Tree {
                 status: Status::Root,
                 tokens: 0,
                 time_s: 0.0,
+                finished: false,
+                note: None,
             }],
             steps: Vec::new(),
             path: Vec::new(),
             answer: None,
+            ranking: Ranking::default(),
             wall_s: 0.0,
         }
     }
@@ -99,7 +118,18 @@ impl Tree {
             status: Status::Unexplored,
             tokens,
             time_s: 0.0,
+            finished: false,
+            note: None,
         });
+        id
+    }
+
+    /// Records a thought the task's rules rejected, with the reason.
+    pub fn add_invalid(&mut self, parent: usize, thought: String, reason: String) -> usize {
+        let state = self.nodes[parent].state.clone();
+        let id = self.add(parent, thought, state, 0);
+        self.nodes[id].status = Status::Invalid;
+        self.nodes[id].note = Some(reason);
         id
     }
 
@@ -137,6 +167,7 @@ impl Tree {
                     &n.thought,
                     n.score.map(|s| format!("{s:.6}")),
                     n.status,
+                    &n.note,
                 )
             })
             .collect();

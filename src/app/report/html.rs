@@ -14,6 +14,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:
 ul.tree,ul.tree ul{list-style:none;padding-left:1.4em;border-left:1px dashed #bbb}
 .node{margin:.35em 0;padding:.4em .6em;border:1px solid #ddd;border-radius:6px;background:#fafafa}
 .node.pruned{opacity:.55}.node.unexplored{opacity:.35;border-style:dotted}
+.node.invalid{opacity:.55;background:#fee;border-color:#e99}.note{font-size:.8em;color:#a33}
 .node.chosen{border:2px solid #2a7;background:#efe}
 .meta{font-size:.8em;color:#666}.score{font-weight:bold;color:#246}
 pre{white-space:pre-wrap;margin:.2em 0;font-family:ui-monospace,monospace;font-size:.9em}
@@ -74,6 +75,7 @@ fn render_node(tree: &Tree, id: usize, html: &mut String) {
         Status::Root | Status::Kept => "node".to_string(),
         Status::Pruned => "node pruned".to_string(),
         Status::Unexplored => "node unexplored".to_string(),
+        Status::Invalid => "node invalid".to_string(),
     };
     if tree.path.contains(&id) {
         class += " chosen";
@@ -86,9 +88,13 @@ fn render_node(tree: &Tree, id: usize, html: &mut String) {
     } else {
         escape(&node.thought)
     };
+    let finished = if node.finished { " · finished" } else { "" };
+    let note = node.note.as_deref().map_or(String::new(), |n| {
+        format!("<div class=\"note\">{}</div>", escape(n))
+    });
     let _ = write!(
         html,
-        "<li><div class=\"{class}\">{score}<span class=\"meta\">#{id} · {:?} · {} tokens · {:.2} s</span><pre>{text}</pre></div>",
+        "<li><div class=\"{class}\">{score}<span class=\"meta\">#{id} · {:?}{finished} · {} tokens · {:.2} s</span>{note}<pre>{text}</pre></div>",
         node.status, node.tokens, node.time_s
     );
     let children: Vec<usize> = tree

@@ -1,18 +1,27 @@
 //! GSM8K in the SeeD paper's setup: each thought is the next sub-question with
-//! its answer ("Question: ...? Answer: ..."), made in one generation; states
-//! are valued by a 0-10 helpfulness rating; the last step answers the problem
-//! and the last number of the final state is the answer.
+//! its answer ("Question: ...? Answer: ..."), one line, after worked examples
+//! from the training split; states are valued by a 0-10 helpfulness rating.
+//! A step that ends with "The answer is N" answers the problem and ends its
+//! path (as RAP's final sub-question does); at the most steps the prompt asks
+//! for that final step. A step whose stated arithmetic is wrong is worth 0.
 
+use super::calc;
 use super::{numbers_in, parse_votes, render, vote_prompt};
-use crate::search::task::{Check, SampleSpec, Task};
+use crate::search::task::{Chain, Check, Ruling, SampleSpec, Task};
 
+const EXAMPLES: &str = include_str!("../../../prompts/gsm8k/examples.txt");
 const THOUGHT: &str = include_str!("../../../prompts/gsm8k/thought.txt");
 const FINAL: &str = include_str!("../../../prompts/gsm8k/final.txt");
+const COT: &str = include_str!("../../../prompts/gsm8k/cot.txt");
+const IO: &str = include_str!("../../../prompts/gsm8k/io.txt");
 const VALUE: &str = include_str!("../../../prompts/gsm8k/value.txt");
 const VOTE: &str = include_str!("../../../prompts/gsm8k/vote.txt");
 
-/// Sub-questions per problem unless the caller asks otherwise.
-pub const DEFAULT_STEPS: usize = 4;
+/// The most sub-questions on a path unless the caller asks otherwise.
+pub const DEFAULT_STEPS: usize = 5;
+
+/// What a final step says before its number.
+const ANSWER_MARK: &str = "the answer is";
 
 pub struct Gsm8k {
     question: String,
@@ -52,9 +61,21 @@ pub fn gold_answer(answer: &str) -> &str {
         .trim()
 }
 
-/// The answer of a final state: its last number.
+/// The answer of a final state: the number after its last "The answer is",
+/// else its last number.
 pub fn final_answer(text: &str) -> Option<f64> {
-    numbers_in(text).last().copied()
+    stated_answer(text).or_else(|| numbers_in(text).last().copied())
+}
+
+/// The number right after the last "The answer is" in `text`, if any.
+fn stated_answer(text: &str) -> Option<f64> {
+    let lower = text.to_lowercase();
+    let at = lower.rfind(ANSWER_MARK)? + ANSWER_MARK.len();
+    let after = lower[at..].trim_start_matches([' ', ':', '$']);
+    after
+        .starts_with(|c: char| c.is_ascii_digit() || c == '-')
+        .then(|| numbers_in(after).first().copied())
+        .flatten()
 }
 
 /// Numeric equality, tolerant of float rounding (`2.50` == `2.5`).
@@ -101,14 +122,19 @@ impl Task for Gsm8k {
         } else {
             THOUGHT
         };
+        let steps = match state.trim() {
+            "" => String::new(),
+            s => format!("{s}\n"),
+        };
         let vars = [
+            ("examples", EXAMPLES),
             ("question", self.question.as_str()),
-            ("steps", Self::steps_text(state)),
+            ("steps", steps.as_str()),
         ];
         SampleSpec {
             prompt: render(template, &vars),
-            // One thought is one paragraph.
-            stop: vec!["\n\n".into()],
+            // One thought is one line.
+            stop: vec!["\n".into()],
             max_tokens: 128,
         }
     }
@@ -169,6 +195,36 @@ impl Task for Gsm8k {
         parse_votes(outputs, states.len())
     }
 
+    fn is_finished(&self, state: &str) -> bool {
+        stated_answer(split_latest(state).1).is_some()
+    }
+
+    /// The latest step's stated arithmetic, where it is wrong.
+    fn ruling(&self, state: &str) -> Option<Ruling> {
+        calc::first_wrong(split_latest(state).1).map(|wrong| Ruling {
+            value: 0.0,
+            reason: wrong.to_string(),
+        })
+    }
+
+    /// A finished state is on a right path when its answer is right.
+    fn on_right_path(&self, state: &str) -> Option<bool> {
+        self.is_finished(state).then(|| self.check(state).correct)
+    }
+
+    fn chain(&self, style: Chain) -> SampleSpec {
+        let (template, max_tokens) = match style {
+            Chain::Direct => (IO, 24),
+            Chain::StepByStep => (COT, 400),
+        };
+        let vars = [("examples", EXAMPLES), ("question", self.question.as_str())];
+        SampleSpec {
+            prompt: render(template, &vars),
+            stop: vec!["\nProblem:".into()],
+            max_tokens,
+        }
+    }
+
     fn check(&self, state: &str) -> Check {
         let answer = final_answer(state);
         let gold = final_answer(&self.gold);
@@ -221,8 +277,11 @@ mod tests {
     #[test]
     fn prompts_show_the_steps_and_the_latest_one() {
         let t = Gsm8k::new("How many eggs?", "#### 9", 3);
-        assert!(t.sample("", 0).prompt.contains("(none yet)"));
-        assert!(t.sample("", 0).prompt.contains("Write only the next step"));
+        let first = t.sample("", 0).prompt;
+        assert!(first.contains("Problem: How many eggs?\nWrite only the next step"));
+        assert!(first.contains("Problem: Weng earns $12"), "train examples");
+        let later = t.sample("Question: a? Answer: 1", 1).prompt;
+        assert!(later.contains("How many eggs?\nQuestion: a? Answer: 1\nWrite only the next"));
         assert!(t
             .sample("Question: a? Answer: 1", 2)
             .prompt
@@ -236,5 +295,37 @@ mod tests {
             outs(&["Question: a? Answer: 1", "Question: b?\nAnswer: 2"])
         );
         assert_eq!(t.steps(), 3);
+    }
+
+    #[test]
+    fn a_step_that_states_the_answer_finishes_the_path() {
+        let t = Gsm8k::new("How many clips?", "#### 72", 5);
+        let first = "Question: How many in May? Answer: 48 / 2 = 24 clips.";
+        assert!(!t.is_finished(first));
+        let done =
+            format!("{first}\nQuestion: How many in all? Answer: 48 + 24 = 72. The answer is 72.");
+        assert!(t.is_finished(&done));
+        assert_eq!(t.on_right_path(&done), Some(true));
+        assert_eq!(t.on_right_path(first), None);
+        // Only the latest step counts, and "the answer is" needs its number.
+        assert!(!t.is_finished(&format!("{done}\nQuestion: And June? Answer: 5")));
+        assert!(!t.is_finished("Question: x? Answer: the answer is unclear, 3 left"));
+        assert!(t.is_finished("Question: x? Answer: So the answer is: $1,250."));
+        let wrong = "Question: How many in all? Answer: 48 + 24 = 70. The answer is 70.";
+        assert_eq!(t.on_right_path(wrong), Some(false));
+        assert_eq!(final_answer("The answer is 72. Then 5 more."), Some(72.0));
+    }
+
+    #[test]
+    fn a_wrong_calculation_counts_against_its_state() {
+        let t = Gsm8k::new("q", "#### 72", 5);
+        let ruled = t.ruling("Question: a? Answer: 2 * 3 = 6\nQuestion: b? Answer: 6 + 1 = 8");
+        assert_eq!(ruled.map(|r| r.value), Some(0.0));
+        assert_eq!(t.ruling("Question: b? Answer: 6 + 1 = 7"), None);
+        // An earlier step was judged when it was new.
+        assert_eq!(
+            t.ruling("Question: a? Answer: 2 * 3 = 5\nQuestion: b? Answer: 5"),
+            None
+        );
     }
 }

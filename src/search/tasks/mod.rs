@@ -7,6 +7,7 @@
 //! thoughts already in the state: 0 at the root, `steps() - 1` for the last one.
 
 pub mod blocksworld;
+mod calc;
 pub mod data;
 pub mod game24;
 pub mod gsm8k;

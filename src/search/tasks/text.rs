@@ -7,9 +7,10 @@
 use anyhow::{bail, Result};
 
 use super::{parse_votes, render, vote_prompt};
-use crate::search::task::{Check, SampleSpec, Task};
+use crate::search::task::{Chain, Check, SampleSpec, Task};
 
 const COT: &str = include_str!("../../../prompts/text/cot.txt");
+const IO: &str = include_str!("../../../prompts/text/io.txt");
 const PASSAGE: &str = include_str!("../../../prompts/text/passage.txt");
 const SCORE: &str = include_str!("../../../prompts/text/score.txt");
 
@@ -208,6 +209,32 @@ impl Task for Text {
 
     fn votes(&self, states: &[String], outputs: &[String]) -> Vec<f64> {
         parse_votes(outputs, states.len())
+    }
+
+    fn is_finished(&self, state: &str) -> bool {
+        state.contains("Passage:")
+    }
+
+    /// ToT's standard and chain-of-thought prompts.
+    fn chain(&self, style: Chain) -> SampleSpec {
+        let template = match style {
+            Chain::Direct => IO,
+            Chain::StepByStep => COT,
+        };
+        SampleSpec {
+            prompt: render(template, &[("input", &self.input)]),
+            stop: vec![],
+            max_tokens: 1000,
+        }
+    }
+
+    /// A passage written without its label gets one.
+    fn chain_state(&self, output: &str) -> String {
+        if output.contains("Passage:") {
+            output.trim().to_string()
+        } else {
+            format!("Passage:\n{}", output.trim())
+        }
     }
 
     fn check(&self, state: &str) -> Check {

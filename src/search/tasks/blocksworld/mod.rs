@@ -3,9 +3,10 @@
 //! domain's own action schemas (`world`), and the English that PlanBench and
 //! RAP use for states and actions (`english`).
 //!
-//! A thought is one action. The value of a state combines the model's
-//! good/bad verdicts (RAP's self-evaluation prompt) with a free signal from
-//! the simulator: plans with an impossible action are worth 0, and each
+//! A thought is one action, checked by the simulator: an action whose
+//! preconditions fail is invalid, and a path ends when the goal holds. The
+//! value of a state combines the model's good/bad verdicts (RAP's
+//! self-evaluation prompt) with a free signal from the simulator: each
 //! satisfied goal atom adds to the value, which separates equally rated states.
 
 mod english;
@@ -19,11 +20,15 @@ pub use world::Simulation;
 use std::collections::BTreeSet;
 
 use super::{parse_votes, render, vote_prompt};
-use crate::search::task::{Check, SampleSpec, Task};
+use crate::search::task::{Chain, Check, Ruling, SampleSpec, Task};
 
 const ICL: &str = include_str!("../../../../prompts/blocksworld/icl.txt");
 const SELF_EVAL: &str = include_str!("../../../../prompts/blocksworld/self_eval.txt");
 const VOTE: &str = include_str!("../../../../prompts/blocksworld/vote.txt");
+
+/// The ruled value of a state where the goal holds: above any model value
+/// (at most 1 for the verdicts plus 1 for the goal atoms).
+const SOLVED: f64 = 3.0;
 
 pub struct Blocksworld {
     domain: Domain,
@@ -182,6 +187,44 @@ impl Task for Blocksworld {
         parse_votes(outputs, states.len())
     }
 
+    /// The action must read as one and its preconditions must hold.
+    fn check_thought(&self, state: &str, thought: &str) -> Result<String, String> {
+        let line = thought.lines().map(str::trim).find(|l| !l.is_empty());
+        let action =
+            Action::parse(line.unwrap_or(""), &self.problem.objects).map_err(|e| e.to_string())?;
+        let text = action.to_text();
+        let sim = self.simulate(&self.extend(state, &text));
+        match sim.error {
+            Some(error) => Err(error),
+            None => Ok(text),
+        }
+    }
+
+    fn is_finished(&self, state: &str) -> bool {
+        !state.trim().is_empty() && self.check(state).correct
+    }
+
+    fn ruling(&self, state: &str) -> Option<Ruling> {
+        self.is_finished(state).then(|| Ruling {
+            value: SOLVED,
+            reason: "the goal holds".into(),
+        })
+    }
+
+    /// RAP's chain-of-thought baseline: the whole plan from the few-shot
+    /// prompt (a plan has no reasoning to show, so `io` asks the same).
+    fn chain(&self, _style: Chain) -> SampleSpec {
+        self.propose("", 0)
+    }
+
+    /// The lines that read as actions, in canonical wording.
+    fn chain_state(&self, output: &str) -> String {
+        let actions = output
+            .lines()
+            .filter_map(|l| Action::parse(l, &self.problem.objects).ok());
+        actions.map(|a| a.to_text()).collect::<Vec<_>>().join("\n")
+    }
+
     fn check(&self, state: &str) -> Check {
         let sim = self.simulate(state);
         let correct = sim.error.is_none() && self.goals_met(&sim.state) == self.problem.goal.len();
@@ -262,6 +305,29 @@ mod tests {
         assert!(!t.check(&format!("{}\ndance", gold.join("\n"))).correct);
         assert!(!t.check("").correct);
         assert_eq!(t.value_of(&broken, &["good".into()]), 0.0);
+    }
+
+    #[test]
+    fn impossible_actions_are_pruned_and_the_goal_ends_a_path() {
+        let (t, inst) = task(0);
+        let gold: Vec<String> = inst.gold_plan.iter().map(|a| t.extend("", a)).collect();
+        // The second action first: its preconditions fail.
+        let err = t.check_thought("", &gold[1]).unwrap_err();
+        assert!(err.contains("precondition"), "{err}");
+        assert!(t.check_thought("", "dance with the red block").is_err());
+        assert_eq!(
+            t.check_thought("", &gold[0].to_uppercase()),
+            Ok(gold[0].clone())
+        );
+        let almost = gold[..gold.len() - 1].join("\n");
+        assert!(!t.is_finished(&almost) && t.ruling(&almost).is_none());
+        let whole = gold.join("\n");
+        assert!(t.is_finished(&whole));
+        assert_eq!(t.ruling(&whole).map(|r| r.value), Some(SOLVED));
+        assert_eq!(
+            t.chain_state(&format!("{}\nchatter\n[PLAN END]", gold.join("\n"))),
+            whole
+        );
     }
 
     #[test]
