@@ -16,7 +16,7 @@ use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Instant;
 
 choice_enum!(pub Method "method" {
@@ -207,49 +207,69 @@ impl Searcher<'_, '_> {
         };
         let t0 = Instant::now();
         let outputs = self.ask(&specs, n, step, Phase::Generate)?;
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen = HashSet::new();
         let mut children = Vec::new();
         for ((&parent, state), samples) in parents.iter().zip(&states).zip(outputs) {
-            let thoughts: Vec<(String, usize)> = match self.config.generation {
-                Generation::Sample => samples,
-                Generation::Propose => {
-                    let (text, tokens) = samples.into_iter().next().unwrap_or_default();
-                    let proposals = self.task.parse_proposals(state, &text);
-                    let share = tokens / proposals.len().max(1);
-                    proposals
-                        .into_iter()
-                        .take(self.config.k)
-                        .map(|p| (p, share))
-                        .collect()
-                }
-            };
-            for (thought, tokens) in thoughts {
-                let thought = thought.trim().to_string();
-                if thought.is_empty() {
-                    continue;
-                }
-                let thought = match self.task.check_thought(state, &thought) {
-                    Ok(canonical) => canonical,
-                    Err(reason) => {
-                        self.tree.add_invalid(parent, thought, reason);
-                        continue;
-                    }
-                };
-                let new_state = self.task.extend(state, &thought);
-                if seen.contains_key(&new_state) {
-                    continue;
-                }
-                let id = self.tree.add(parent, thought, new_state.clone(), tokens);
-                self.tree.nodes[id].finished = self.task.is_finished(&new_state);
-                seen.insert(new_state, id);
-                children.push(id);
-            }
+            let thoughts = self.thoughts(state, samples);
+            children.extend(self.add_children(parent, state, thoughts, &mut seen));
         }
         let share = t0.elapsed().as_secs_f64() / children.len().max(1) as f64;
         for &c in &children {
             self.tree.nodes[c].time_s = share;
         }
         Ok(children)
+    }
+
+    /// The thoughts in one prompt's samples, with their tokens: each sample
+    /// (`sample`), or each proposal of the one sample (`propose`), sharing
+    /// its tokens.
+    fn thoughts(&self, state: &str, samples: Vec<(String, usize)>) -> Vec<(String, usize)> {
+        match self.config.generation {
+            Generation::Sample => samples,
+            Generation::Propose => {
+                let (text, tokens) = samples.into_iter().next().unwrap_or_default();
+                let proposals = self.task.parse_proposals(state, &text);
+                let share = tokens / proposals.len().max(1);
+                proposals.into_iter().map(|p| (p, share)).collect()
+            }
+        }
+    }
+
+    /// Adds the first k valid thoughts as children of `parent`: invalid ones
+    /// are recorded with their reason, and a state already made in this step
+    /// (`seen`) is kept once.
+    fn add_children(
+        &mut self,
+        parent: usize,
+        state: &str,
+        thoughts: Vec<(String, usize)>,
+        seen: &mut HashSet<String>,
+    ) -> Vec<usize> {
+        let mut added = Vec::new();
+        for (thought, tokens) in thoughts {
+            if added.len() == self.config.k {
+                break;
+            }
+            let thought = thought.trim().to_string();
+            if thought.is_empty() {
+                continue;
+            }
+            let thought = match self.task.check_thought(state, &thought) {
+                Ok(canonical) => canonical,
+                Err(reason) => {
+                    self.tree.add_invalid(parent, thought, reason);
+                    continue;
+                }
+            };
+            let new_state = self.task.extend(state, &thought);
+            if !seen.insert(new_state.clone()) {
+                continue;
+            }
+            let id = self.tree.add(parent, thought, new_state.clone(), tokens);
+            self.tree.nodes[id].finished = self.task.is_finished(&new_state);
+            added.push(id);
+        }
+        added
     }
 
     /// Scores `nodes`: by the task's rules where they decide, the others by
@@ -314,34 +334,59 @@ impl Searcher<'_, '_> {
     }
 
     /// BFS (Tree of Thoughts) and beam search: expand every kept state, score
-    /// the children, keep the best b; a kept state that answers the problem
-    /// is set aside as a candidate and not expanded.
+    /// the children, keep the best b. A child that answers the problem is
+    /// not expanded: it becomes a candidate answer, and the b places go to
+    /// the open children. The search goes on while an open state is kept (a
+    /// model's "The answer is" can come early, for a part of the problem, so
+    /// one candidate does not end the search), up to the most steps; then
+    /// the candidates vote.
     fn breadth_first(&mut self) -> Result<usize> {
         let mut frontier = vec![0];
-        let mut finished = Vec::new();
+        let mut finished: Vec<usize> = Vec::new();
         for step in 0..self.steps() {
             let children = self.expand(&frontier, step)?;
             if children.is_empty() {
                 break;
             }
             self.evaluate(&children, step)?;
-            let kept = self.select(&children);
-            self.mark_kept(&children, &kept);
             let (done, open): (Vec<usize>, Vec<usize>) =
-                kept.into_iter().partition(|&c| self.tree.nodes[c].finished);
+                children.iter().partition(|&&c| self.tree.nodes[c].finished);
+            let kept = self.select(&open);
+            self.mark_kept(&children, &[done.as_slice(), &kept].concat());
             finished.extend(done);
-            if open.is_empty() {
+            if kept.is_empty() {
                 break;
             }
-            frontier = open;
+            frontier = kept;
         }
-        // The best finished state, else the best of the last frontier (the
-        // root if nothing was generated).
-        Ok(self.best(if finished.is_empty() {
-            &frontier
-        } else {
-            &finished
-        }))
+        // The best supported answer, else the best of the last frontier
+        // (the root if nothing was generated).
+        Ok(self
+            .answer_of(&finished)
+            .unwrap_or_else(|| self.best(&frontier)))
+    }
+
+    /// The candidate whose answer has the most score in total over the
+    /// candidates that give it (a vote weighted by value, as RAP aggregates
+    /// its paths); the best ranked candidate with that answer. Ties go to the
+    /// earlier candidate.
+    fn answer_of(&self, candidates: &[usize]) -> Option<usize> {
+        let answer = |c: usize| self.task.check(&self.tree.nodes[c].state).answer;
+        let mut support: Vec<(Option<String>, f64, usize)> = Vec::new();
+        for &c in candidates {
+            let (a, score) = (answer(c), self.rank_score(c).max(0.0));
+            match support.iter_mut().find(|s| s.0 == a) {
+                Some(s) => {
+                    s.1 += score;
+                    if self.rank_score(c) > self.rank_score(s.2) {
+                        s.2 = c;
+                    }
+                }
+                None => support.push((a, score, c)),
+            }
+        }
+        let best = support.iter().rev().max_by(|x, y| x.1.total_cmp(&y.1))?;
+        Some(best.2)
     }
 
     /// Marks `kept` as kept and the other `candidates` as pruned, and counts

@@ -31,7 +31,10 @@ pub fn first_wrong(text: &str) -> Option<WrongCalculation> {
         let (rhs, decimals) = number_after(&text[at + 1..])?;
         let value = evaluate(&lhs)?;
         let tolerance = 0.5 * 10f64.powi(-(decimals as i32)) + 1e-9 * value.abs();
-        ((value - rhs).abs() > tolerance).then(|| WrongCalculation {
+        // "a + b = c + d": the written side may be an expression itself.
+        let rhs_expr = expression_after(&text[at + 1..]).and_then(|e| evaluate(&e));
+        let holds = |v: f64| (value - v).abs() <= tolerance.max(1e-9 * v.abs());
+        (!holds(rhs) && !rhs_expr.is_some_and(holds)).then(|| WrongCalculation {
             written: format!("{} = {}", lhs.trim(), trim_number(rhs)),
             value,
         })
@@ -59,6 +62,16 @@ fn expression_before(text: &str) -> Option<String> {
     let from = run.find(|c: char| c.is_ascii_digit() || c == '$' || c == '(')?;
     let expr = run[from..].trim_end();
     let has_operator = tokens(expr)?.iter().any(|t| matches!(t, Token::Op(_)));
+    has_operator.then(|| expr.to_string())
+}
+
+/// The arithmetic right after an `=`, up to the next `=` or word, if it
+/// holds an operator.
+fn expression_after(text: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_digit() || " .,+-*/x×÷()$".contains(c);
+    let end = text.find(|c: char| !allowed(c)).unwrap_or(text.len());
+    let expr = text[..end].trim().trim_end_matches(['.', ',']).trim();
+    let has_operator = tokens(expr)?.iter().skip(1).any(|t| matches!(t, Token::Op(_)));
     has_operator.then(|| expr.to_string())
 }
 
@@ -215,6 +228,7 @@ mod tests {
             "Answer: the total = 5 apples, x = 4",
             "Answer: 5 - 8 = -3",
             "Answer: 7 / 0 = 7",
+            "Answer: 48 + (48 / 2) = 48 + 24 = 72 clips.",
         ] {
             assert_eq!(wrong(text), None, "{text}");
         }

@@ -1,7 +1,7 @@
 //! GSM8K in the SeeD paper's setup: each thought is the next sub-question with
 //! its answer ("Question: ...? Answer: ..."), one line, after worked examples
 //! from the training split; states are valued by a 0-10 helpfulness rating.
-//! A step that ends with "The answer is N" answers the problem and ends its
+//! A step that ends with "The answer is <number>" answers the problem and ends its
 //! path (as RAP's final sub-question does); at the most steps the prompt asks
 //! for that final step. A step whose stated arithmetic is wrong is worth 0.
 
@@ -15,6 +15,7 @@ const FINAL: &str = include_str!("../../../prompts/gsm8k/final.txt");
 const COT: &str = include_str!("../../../prompts/gsm8k/cot.txt");
 const IO: &str = include_str!("../../../prompts/gsm8k/io.txt");
 const VALUE: &str = include_str!("../../../prompts/gsm8k/value.txt");
+const VALUE_FINAL: &str = include_str!("../../../prompts/gsm8k/value_final.txt");
 const VOTE: &str = include_str!("../../../prompts/gsm8k/vote.txt");
 
 /// The most sub-questions on a path unless the caller asks otherwise.
@@ -123,7 +124,7 @@ impl Task for Gsm8k {
             THOUGHT
         };
         let steps = match state.trim() {
-            "" => String::new(),
+            "" => "(none yet)\n".to_string(),
             s => format!("{s}\n"),
         };
         let vars = [
@@ -159,7 +160,18 @@ impl Task for Gsm8k {
         thoughts
     }
 
+    /// An open state is rated for its latest step's help; a finished one for
+    /// whether it answers the whole problem (a step may state "The answer is"
+    /// for an intermediate amount).
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
+        if self.is_finished(state) {
+            let vars = [("question", self.question.as_str()), ("steps", state.trim())];
+            return SampleSpec {
+                prompt: render(VALUE_FINAL, &vars),
+                stop: vec!["\n".into()],
+                max_tokens: 16,
+            };
+        }
         let (before, latest) = split_latest(state);
         let vars = [
             ("question", self.question.as_str()),
@@ -220,9 +232,21 @@ impl Task for Gsm8k {
         let vars = [("examples", EXAMPLES), ("question", self.question.as_str())];
         SampleSpec {
             prompt: render(template, &vars),
-            stop: vec!["\nProblem:".into()],
+            stop: ["\nExample problem:", "\nNow the problem", "\nProblem:"]
+                .map(String::from)
+                .to_vec(),
             max_tokens,
         }
+    }
+
+    /// The chain up to its first line that states the answer.
+    fn chain_state(&self, output: &str) -> String {
+        let lines: Vec<&str> = output.trim().lines().collect();
+        let end = lines
+            .iter()
+            .position(|l| stated_answer(l).is_some())
+            .map_or(lines.len(), |i| i + 1);
+        lines[..end].join("\n")
     }
 
     fn check(&self, state: &str) -> Check {
@@ -278,10 +302,10 @@ mod tests {
     fn prompts_show_the_steps_and_the_latest_one() {
         let t = Gsm8k::new("How many eggs?", "#### 9", 3);
         let first = t.sample("", 0).prompt;
-        assert!(first.contains("Problem: How many eggs?\nWrite only the next step"));
-        assert!(first.contains("Problem: Weng earns $12"), "train examples");
+        assert!(first.contains("solve: How many eggs?\nSteps so far:\n(none yet)\nWrite only the next step"));
+        assert!(first.contains("Example problem: Weng earns $12"), "train examples");
         let later = t.sample("Question: a? Answer: 1", 1).prompt;
-        assert!(later.contains("How many eggs?\nQuestion: a? Answer: 1\nWrite only the next"));
+        assert!(later.contains("How many eggs?\nSteps so far:\nQuestion: a? Answer: 1\nWrite only the next"));
         assert!(t
             .sample("Question: a? Answer: 1", 2)
             .prompt
@@ -314,6 +338,8 @@ mod tests {
         let wrong = "Question: How many in all? Answer: 48 + 24 = 70. The answer is 70.";
         assert_eq!(t.on_right_path(wrong), Some(false));
         assert_eq!(final_answer("The answer is 72. Then 5 more."), Some(72.0));
+        let chain = "Question: a? Answer: 2 * 3 = 6. The answer is 6.\nQuestion: b? The answer is 9.";
+        assert_eq!(t.chain_state(chain), "Question: a? Answer: 2 * 3 = 6. The answer is 6.");
     }
 
     #[test]
