@@ -260,11 +260,11 @@ fn vote_evaluation_and_propose_generation() {
     assert_eq!((llm.requests[0].n, llm.requests[1].n), (1, 3));
 }
 
-/// The script, and one more level under cb.
+/// The script, and a third level where every state is worth 1.
 fn deep_script() -> ScriptedLlm {
     script()
-        .answer("expand:[cb]", &["a", "b", "c"])
-        .answer("value:[cb", &["1"])
+        .answer("expand:[", &["a", "b", "c"])
+        .answer("value:[", &["1"])
 }
 
 fn expanded(llm: &ScriptedLlm, state: &str) -> bool {
@@ -285,11 +285,12 @@ fn bfs_ends_a_path_at_a_finished_state_and_picks_the_best_finished() {
         ..SearchConfig::default()
     };
     let tree = search(&mut llm, &task, &config, &mut |_, _| {}).unwrap();
-    // Step 0 keeps b (5, finished) and c (3); only c is expanded; step 1 keeps
-    // cb (6) and ca (4, finished); step 2 expands cb. The finished b beats
-    // ca and every deeper unfinished state (cb scored 6).
-    assert!(!expanded(&llm, "b") && expanded(&llm, "c") && expanded(&llm, "cb"));
-    assert!(!expanded(&llm, "ca"));
+    // Step 0: b (5) answers, so it is a candidate and not expanded; the two
+    // places go to the open c (3) and a (1). Step 1: ca (4) answers; aa (9)
+    // and cb (6) go on. Step 2: nothing answers. The candidates b (5) and
+    // ca (4) beat every unfinished state, aa's 9 included.
+    assert!(expanded(&llm, "a") && expanded(&llm, "c") && expanded(&llm, "aa"));
+    assert!(expanded(&llm, "cb") && !expanded(&llm, "b") && !expanded(&llm, "ca"));
     assert_eq!(tree.answer.as_ref().unwrap().answer.as_deref(), Some("b"));
     let finished: Vec<&str> = tree
         .nodes
@@ -298,8 +299,11 @@ fn bfs_ends_a_path_at_a_finished_state_and_picks_the_best_finished() {
         .map(|n| n.state.as_str())
         .collect();
     assert_eq!(finished, ["b", "ca"]);
-    // Only step 0's candidates differ on the right path (states from c): it kept c.
-    assert_eq!((tree.ranking.decisions, tree.ranking.right_kept), (1, 1));
+    let status = |s: &str| tree.nodes.iter().find(|n| n.state == s).unwrap().status;
+    assert_eq!((status("b"), status("ca")), (Status::Kept, Status::Kept));
+    // Every step's candidates differ on the right path (states from c):
+    // steps 0 and 1 kept one of them, step 2 (a tie at 1) kept aaa and aab.
+    assert_eq!((tree.ranking.decisions, tree.ranking.right_kept), (3, 2));
 }
 
 #[test]
@@ -316,8 +320,9 @@ fn beam_picks_the_best_finished_by_its_path() {
         ..SearchConfig::default()
     };
     let tree = search(&mut llm, &task, &config, &mut |_, _| {}).unwrap();
-    // Finished: b (5) and ca (3 + 4 = 7).
+    // Finished: b (5) and ca (3 + 4 = 7); the open aa (1 + 9) and cb (3 + 6) go on.
     assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("ca"));
+    assert!(expanded(&llm, "aa") && expanded(&llm, "cb"));
     assert!(!expanded(&llm, "b") && !expanded(&llm, "ca"));
 }
 

@@ -71,7 +71,10 @@ fn expression_after(text: &str) -> Option<String> {
     let allowed = |c: char| c.is_ascii_digit() || " .,+-*/x×÷()$".contains(c);
     let end = text.find(|c: char| !allowed(c)).unwrap_or(text.len());
     let expr = text[..end].trim().trim_end_matches(['.', ',']).trim();
-    let has_operator = tokens(expr)?.iter().skip(1).any(|t| matches!(t, Token::Op(_)));
+    let has_operator = tokens(expr)?
+        .iter()
+        .skip(1)
+        .any(|t| matches!(t, Token::Op(_)));
     has_operator.then(|| expr.to_string())
 }
 

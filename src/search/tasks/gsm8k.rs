@@ -165,7 +165,10 @@ impl Task for Gsm8k {
     /// for an intermediate amount).
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
         if self.is_finished(state) {
-            let vars = [("question", self.question.as_str()), ("steps", state.trim())];
+            let vars = [
+                ("question", self.question.as_str()),
+                ("steps", state.trim()),
+            ];
             return SampleSpec {
                 prompt: render(VALUE_FINAL, &vars),
                 stop: vec!["\n".into()],
@@ -302,10 +305,17 @@ mod tests {
     fn prompts_show_the_steps_and_the_latest_one() {
         let t = Gsm8k::new("How many eggs?", "#### 9", 3);
         let first = t.sample("", 0).prompt;
-        assert!(first.contains("solve: How many eggs?\nSteps so far:\n(none yet)\nWrite only the next step"));
-        assert!(first.contains("Example problem: Weng earns $12"), "train examples");
+        assert!(first.contains(
+            "solve: How many eggs?\nSteps so far:\n(none yet)\nWrite only the next step"
+        ));
+        assert!(
+            first.contains("Example problem: Weng earns $12"),
+            "train examples"
+        );
         let later = t.sample("Question: a? Answer: 1", 1).prompt;
-        assert!(later.contains("How many eggs?\nSteps so far:\nQuestion: a? Answer: 1\nWrite only the next"));
+        assert!(later.contains(
+            "How many eggs?\nSteps so far:\nQuestion: a? Answer: 1\nWrite only the next"
+        ));
         assert!(t
             .sample("Question: a? Answer: 1", 2)
             .prompt
@@ -338,8 +348,12 @@ mod tests {
         let wrong = "Question: How many in all? Answer: 48 + 24 = 70. The answer is 70.";
         assert_eq!(t.on_right_path(wrong), Some(false));
         assert_eq!(final_answer("The answer is 72. Then 5 more."), Some(72.0));
-        let chain = "Question: a? Answer: 2 * 3 = 6. The answer is 6.\nQuestion: b? The answer is 9.";
-        assert_eq!(t.chain_state(chain), "Question: a? Answer: 2 * 3 = 6. The answer is 6.");
+        let chain =
+            "Question: a? Answer: 2 * 3 = 6. The answer is 6.\nQuestion: b? The answer is 9.";
+        assert_eq!(
+            t.chain_state(chain),
+            "Question: a? Answer: 2 * 3 = 6. The answer is 6."
+        );
     }
 
     #[test]
