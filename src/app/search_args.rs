@@ -40,9 +40,13 @@ pub struct SearchArgs {
     /// Temperature of the draft model (default: the target's).
     #[arg(long, allow_negative_numbers = true)]
     pub draft_temperature: Option<f32>,
-    #[arg(long, default_value_t = 1.0)]
+    /// Nucleus sampling (default 0.95, with --top-k 40: llama.cpp's
+    /// defaults). Untruncated, the default target's long tail at 0.7 puts
+    /// stray tokens of other languages into thoughts ("9 * 2 = 18 sữa").
+    #[arg(long, default_value_t = 0.95)]
     pub top_p: f32,
-    #[arg(long, default_value_t = 0)]
+    /// Top-k sampling; 0 keeps every token.
+    #[arg(long, default_value_t = 40)]
     pub top_k: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -347,6 +347,15 @@ mod tests {
         assert!(t.is_finished("Question: x? Answer: So the answer is: $1,250."));
         let wrong = "Question: How many in all? Answer: 48 + 24 = 70. The answer is 70.";
         assert_eq!(t.on_right_path(wrong), Some(false));
+        // A finished state is valued on whether it answers the whole problem.
+        assert!(t
+            .value(&done, 1)
+            .prompt
+            .contains("Proposed solution:\nQuestion: How many in May?"));
+        assert!(t
+            .value(first, 0)
+            .prompt
+            .contains("Latest step:\nQuestion: How many in May?"));
         assert_eq!(final_answer("The answer is 72. Then 5 more."), Some(72.0));
         let chain =
             "Question: a? Answer: 2 * 3 = 6. The answer is 6.\nQuestion: b? The answer is 9.";
