@@ -267,6 +267,15 @@ fn deep_script() -> ScriptedLlm {
         .answer("value:[", &["1"])
 }
 
+/// Three steps; b and ca answer the problem.
+fn answers_at_b_and_ca() -> Letters {
+    Letters {
+        steps: 3,
+        finished: &["b", "ca"],
+        ..Letters::default()
+    }
+}
+
 fn expanded(llm: &ScriptedLlm, state: &str) -> bool {
     let prompt = format!("expand:[{state}]");
     llm.requests.iter().any(|r| r.prompts.contains(&prompt))
@@ -275,11 +284,7 @@ fn expanded(llm: &ScriptedLlm, state: &str) -> bool {
 #[test]
 fn bfs_ends_a_path_at_a_finished_state_and_picks_the_best_finished() {
     let mut llm = deep_script();
-    let task = Letters {
-        steps: 3,
-        finished: &["b", "ca"],
-        ..Letters::default()
-    };
+    let task = answers_at_b_and_ca();
     let config = SearchConfig {
         b: 2,
         ..SearchConfig::default()
@@ -309,11 +314,7 @@ fn bfs_ends_a_path_at_a_finished_state_and_picks_the_best_finished() {
 #[test]
 fn beam_picks_the_best_finished_by_its_path() {
     let mut llm = deep_script();
-    let task = Letters {
-        steps: 3,
-        finished: &["b", "ca"],
-        ..Letters::default()
-    };
+    let task = answers_at_b_and_ca();
     let config = SearchConfig {
         method: Method::Beam,
         b: 2,

@@ -35,16 +35,11 @@ pub fn first_wrong(text: &str) -> Option<WrongCalculation> {
         let rhs_expr = expression_after(&text[at + 1..]).and_then(|e| evaluate(&e));
         let holds = |v: f64| (value - v).abs() <= tolerance.max(1e-9 * v.abs());
         (!holds(rhs) && !rhs_expr.is_some_and(holds)).then(|| WrongCalculation {
-            written: format!("{} = {}", lhs.trim(), trim_number(rhs)),
+            written: format!("{} = {}", lhs.trim(), rhs),
             value,
         })
     })
     .next()
-}
-
-fn trim_number(v: f64) -> String {
-    let s = format!("{v}");
-    s.strip_suffix(".0").map_or(s.clone(), str::to_string)
 }
 
 /// The arithmetic that ends just before an `=`: the longest run of number and

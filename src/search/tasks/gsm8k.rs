@@ -351,7 +351,7 @@ mod tests {
         assert!(t
             .value(&done, 1)
             .prompt
-            .contains("Proposed solution:\nQuestion: How many in May?"));
+            .contains("How many clips?\nSolution:\nQuestion: How many in May?"));
         assert!(t
             .value(first, 0)
             .prompt

@@ -62,7 +62,7 @@ impl Pool {
     pub fn apply(&mut self, step: &Written) -> Result<String, StepError> {
         // Taken from a copy, so a failed step leaves the pool as it was.
         let mut next = self.clone();
-        let not_left = |v: f64| StepError::NotLeft(fmt_f64(v), self.describe());
+        let not_left = |v: f64| StepError::NotLeft(v.to_string(), self.describe());
         let a = next.take(step.a).ok_or_else(|| not_left(step.a))?;
         let b = next.take(step.b).ok_or_else(|| not_left(step.b))?;
         let exact = a.0.apply(step.op, b.0).map_err(StepError::Arithmetic)?;
@@ -72,7 +72,7 @@ impl Pool {
             return Err(StepError::WrongResult {
                 expr: shown,
                 exact: exact.written(),
-                written: fmt_f64(step.result),
+                written: step.result.to_string(),
             });
         }
         next.numbers
@@ -142,11 +142,6 @@ fn solvable(values: &[Frac]) -> bool {
         }
     }
     false
-}
-
-fn fmt_f64(v: f64) -> String {
-    let s = format!("{v}");
-    s.strip_suffix(".0").map_or(s.clone(), str::to_string)
 }
 
 /// Reads "a op b = c", optionally followed by "(left: ...)" (ignored: the
