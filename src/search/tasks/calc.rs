@@ -42,15 +42,19 @@ pub fn first_wrong(text: &str) -> Option<WrongCalculation> {
     .next()
 }
 
+/// A character plain arithmetic is written with.
+fn is_arithmetic(c: char) -> bool {
+    c.is_ascii_digit() || " .,+-*/x×÷()$".contains(c)
+}
+
 /// The arithmetic that ends just before an `=`: the longest run of number and
 /// operator characters, from its first digit, `$` or `(`; `None` unless it
 /// holds an operator between two numbers.
 fn expression_before(text: &str) -> Option<String> {
-    let allowed = |c: char| c.is_ascii_digit() || " .,+-*/x×÷()$".contains(c);
     let start = text
         .char_indices()
         .rev()
-        .take_while(|&(_, c)| allowed(c))
+        .take_while(|&(_, c)| is_arithmetic(c))
         .last()
         .map(|(i, _)| i)?;
     let run = &text[start..];
@@ -63,8 +67,7 @@ fn expression_before(text: &str) -> Option<String> {
 /// The arithmetic right after an `=`, up to the next `=` or word, if it
 /// holds an operator.
 fn expression_after(text: &str) -> Option<String> {
-    let allowed = |c: char| c.is_ascii_digit() || " .,+-*/x×÷()$".contains(c);
-    let end = text.find(|c: char| !allowed(c)).unwrap_or(text.len());
+    let end = text.find(|c: char| !is_arithmetic(c)).unwrap_or(text.len());
     let expr = text[..end].trim().trim_end_matches(['.', ',']).trim();
     let has_operator = tokens(expr)?
         .iter()

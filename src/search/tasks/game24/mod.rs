@@ -111,7 +111,7 @@ impl Task for Game24 {
         output
             .lines()
             .map(strip_bullet)
-            .filter(|line| line.contains('=') && steps::parse(line).is_some())
+            .filter(|line| steps::parse(line).is_some())
             .map(str::to_string)
             .collect()
     }
@@ -128,8 +128,11 @@ impl Task for Game24 {
 
     /// One number left: solved if it is 24, else worth nothing.
     fn ruling(&self, state: &str) -> Option<Ruling> {
+        if state.trim().is_empty() {
+            return None;
+        }
         let pool = self.pool(state);
-        let (value, _) = pool.last().filter(|_| self.is_finished(state))?;
+        let (value, _) = pool.last()?;
         Some(if *value == arith::Frac::int(24) {
             Ruling {
                 value: SOLVED,
