@@ -119,6 +119,8 @@ fn draft_with_another_vocabulary() {
     let _lock = common::REAL_MODEL_LOCK.lock();
     let out = seed(&[
         "generate",
+        "--engine",
+        "seed",
         "--target",
         &smollm(),
         "--draft",

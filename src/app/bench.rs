@@ -37,8 +37,10 @@ pub struct BenchArgs {
     /// the draft model; +adaptive adapts draft lengths; +cost verifies only
     /// the draft tokens that pay for their rows; +history lets n-gram
     /// lookups search past requests too; +dedup decodes identical greedy
-    /// samples once).
-    #[arg(long, default_value = "ar,ar+pc,sd,seed+pc,seed-batched+pc")]
+    /// samples once), or `default` (the configuration `solve`, `generate`
+    /// and `serve` run without engine options) and `baseline` (the fastest
+    /// that does not speculate: ar+pc+dedup).
+    #[arg(long, default_value = "ar,baseline,default")]
     pub engines: String,
     #[command(flatten)]
     pub search: SearchArgs,

@@ -62,26 +62,28 @@ impl std::str::FromStr for EngineChoice {
     }
 }
 
-/// The engine options shared by every command that runs a model.
+/// The engine options shared by every command that runs a model. Without
+/// `--engine` they start from the one default configuration
+/// ([`EngineConfig::fastest`]); options given explicitly change it.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
     /// ar, sd, mcsd or seed; `seed solve` also takes an OpenAI-compatible
-    /// server's URL (http://HOST:PORT/v1). Default: seed (for `seed solve`
-    /// with batched verification, n-gram drafts (past requests' too),
-    /// adaptive and cost-aware draft lengths: the fastest configuration of
-    /// `seed bench`; see README).
+    /// server's URL (http://HOST:PORT/v1). Default: seed with batched
+    /// verification, n-gram drafts (past requests' too), adaptive and
+    /// cost-aware draft lengths, the fastest configuration measured (README).
     #[arg(long = "engine")]
     pub choice: Option<EngineChoice>,
     #[command(flatten)]
     pub models: ModelArgs,
-    /// Draft length of `sd` and `seed`.
-    #[arg(long, default_value_t = 3)]
-    pub gamma: usize,
-    /// Draft tree shape, e.g. 2,1,1 (default for mcsd; seed drafts a chain unless given).
+    /// Draft length of `sd` and `seed` (default 3).
+    #[arg(long)]
+    pub gamma: Option<usize>,
+    /// Draft tree shape, e.g. 2,1,1 (default for mcsd; seed drafts a chain
+    /// unless given). A tree has no adaptive or cost-aware length.
     #[arg(long)]
     pub tree: Option<TreeShape>,
-    /// How `seed` verifies queued drafts: fcfs or batched (default: fcfs,
-    /// but batched for `seed solve` without --engine).
+    /// How `seed` verifies queued drafts: fcfs or batched (default: batched
+    /// without --engine, else fcfs).
     #[arg(long)]
     pub verify: Option<VerifyPolicy>,
     /// Batch-invariant kernels: every engine gives `ar`'s tokens at temperature 0.
@@ -92,19 +94,21 @@ pub struct EngineArgs {
     pub no_prefix_cache: bool,
     /// Where drafts come from: model, ngram (lookup in the prompt and in
     /// sibling branches' text; no draft model) or ngram+model (lookup first)
-    /// (default: model, but ngram for `seed solve` without --engine).
+    /// (default: ngram without --engine, else model).
     #[arg(long)]
     pub drafter: Option<Drafter>,
-    /// Adapt each branch's draft length to its acceptance (chains only).
+    /// Adapt each branch's draft length to its acceptance (chains only; on
+    /// without --engine).
     #[arg(long)]
     pub adaptive_gamma: bool,
     /// Verify only the draft tokens likely enough to pay for their rows of
     /// the target forward, learnt from the forwards' times and the branch's
-    /// acceptance (chains only).
+    /// acceptance (chains only; on without --engine).
     #[arg(long)]
     pub cost_aware: bool,
     /// N-gram drafts also from past requests' prompt ends and completions
-    /// (a search's calls end alike and answer alike).
+    /// (a search's calls end alike and answer alike; on without --engine
+    /// for n-gram drafters).
     #[arg(long)]
     pub ngram_history: bool,
     /// Decode every sample even where several are bound to be identical
@@ -117,7 +121,7 @@ impl EngineArgs {
     /// The decoding method; an error for a server URL.
     pub fn kind(&self) -> Result<EngineKind> {
         match &self.choice {
-            None => Ok(EngineKind::Seed),
+            None => Ok(EngineConfig::fastest().kind),
             Some(EngineChoice::Local(kind)) => Ok(*kind),
             Some(EngineChoice::Remote(url)) => anyhow::bail!(
                 "--engine {url}: only `seed solve` runs against a server; give ar, sd, mcsd or seed"
@@ -125,26 +129,43 @@ impl EngineArgs {
         }
     }
 
+    /// The configuration these options name, checked.
+    pub fn config(&self, trace: bool) -> Result<EngineConfig> {
+        let mut config = match self.choice {
+            None => EngineConfig::fastest(),
+            Some(_) => EngineConfig {
+                kind: self.kind()?,
+                dedup_greedy: true,
+                ..EngineConfig::default()
+            },
+        };
+        if let Some(gamma) = self.gamma {
+            config.gamma = gamma;
+        }
+        if let Some(tree) = &self.tree {
+            config.tree = Some(tree.clone());
+            config.adaptive_gamma = false;
+            config.cost_aware = false;
+        }
+        config.verify = self.verify.unwrap_or(config.verify);
+        config.drafter = self.drafter.unwrap_or(config.drafter);
+        // Past requests are n-gram sources only for n-gram drafters.
+        config.ngram_history &= config.drafter.uses_ngrams();
+        config.adaptive_gamma |= self.adaptive_gamma;
+        config.cost_aware |= self.cost_aware;
+        config.ngram_history |= self.ngram_history;
+        config.prefix_cache &= !self.no_prefix_cache;
+        config.dedup_greedy &= !self.no_dedup;
+        config.trace = trace;
+        config.check().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+
     /// Loads the models (fetching the default pair on first use) and builds the engine.
     pub fn build(&self, trace: bool) -> Result<Engine> {
-        let kind = self.kind()?;
-        let config = EngineConfig {
-            kind,
-            gamma: self.gamma,
-            tree: self.tree.clone(),
-            verify: self.verify.unwrap_or(VerifyPolicy::Fcfs),
-            trace,
-            prefix_cache: !self.no_prefix_cache,
-            drafter: self.drafter.unwrap_or(Drafter::Model),
-            adaptive_gamma: self.adaptive_gamma,
-            cost_aware: self.cost_aware,
-            ngram_history: self.ngram_history,
-            dedup_greedy: !self.no_dedup,
-        };
-        // Before loading (or fetching) any model.
-        config.check().map_err(anyhow::Error::msg)?;
-        let need_draft = kind != EngineKind::Ar && config.drafter.uses_model();
-        let (target, draft) = self.models.load(need_draft, self.exact)?;
+        // Checked before loading (or fetching) any model.
+        let config = self.config(trace)?;
+        let (target, draft) = self.models.load(config.needs_draft_model(), self.exact)?;
         Ok(Engine::new(target, draft, config)?)
     }
 }

@@ -70,3 +70,60 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Drafter, EngineConfig, EngineKind, VerifyPolicy};
+
+    /// The engine configuration a command line runs.
+    fn engine_of(args: &[&str]) -> EngineConfig {
+        let cli = Cli::try_parse_from(std::iter::once("seed").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let engine = match cli.command {
+            Command::Generate(a) => a.engine,
+            Command::Solve(a) => a.engine,
+            Command::Serve(a) => a.engine,
+            _ => panic!("{args:?} runs no engine"),
+        };
+        engine.config(false).unwrap()
+    }
+
+    #[test]
+    fn solve_generate_and_serve_run_the_one_default_configuration() {
+        for args in [
+            &["solve", "--task", "gsm8k", "--index", "0"][..],
+            &["generate", "hi"],
+            &["serve"],
+        ] {
+            assert_eq!(engine_of(args), EngineConfig::fastest(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn options_given_explicitly_change_the_default() {
+        let c = engine_of(&["generate", "--drafter", "model", "--verify", "fcfs", "hi"]);
+        assert_eq!((c.drafter, c.verify), (Drafter::Model, VerifyPolicy::Fcfs));
+        assert!(!c.ngram_history, "the draft model has no history");
+        assert!(c.adaptive_gamma && c.cost_aware);
+
+        let c = engine_of(&["serve", "--tree", "2,1", "--no-dedup"]);
+        assert!(
+            !c.adaptive_gamma && !c.cost_aware,
+            "a tree has no adaptive length"
+        );
+        assert!(!c.dedup_greedy && c.ngram_history);
+
+        let c = engine_of(&["generate", "--engine", "seed", "hi"]);
+        assert_eq!(
+            (c.kind, c.verify, c.drafter),
+            (EngineKind::Seed, VerifyPolicy::Fcfs, Drafter::Model)
+        );
+        assert!(!c.adaptive_gamma && !c.cost_aware && !c.ngram_history);
+        assert!(c.prefix_cache && c.dedup_greedy);
+        assert_eq!(
+            engine_of(&["solve", "--task", "gsm8k", "--engine", "ar"]),
+            EngineConfig::baseline()
+        );
+    }
+}

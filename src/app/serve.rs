@@ -1,7 +1,7 @@
 //! `seed serve`: the OpenAI-compatible server on the command line.
 
 use super::load::EngineArgs;
-use crate::decode::{EngineConfig, EngineKind};
+use crate::decode::EngineKind;
 use crate::serve::{self, Limits, Options};
 use anyhow::{bail, Result};
 use clap::Args;
@@ -66,20 +66,12 @@ fn seconds(text: &str) -> Result<Duration, String> {
 const SEQUENCES_FOR_BRANCHES: usize = 256 - 2 - 64;
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    let kind = args.engine.kind()?;
+    let config = args.engine.config(false)?;
+    let kind = config.kind;
     // While drafting, every branch holds one draft sequence per leaf of its tree.
     let leaves: usize = match kind {
         EngineKind::Ar => 1,
-        _ => EngineConfig {
-            kind,
-            gamma: args.engine.gamma,
-            tree: args.engine.tree.clone(),
-            ..EngineConfig::default()
-        }
-        .shape()
-        .0
-        .iter()
-        .product(),
+        _ => config.shape().0.iter().product(),
     };
     if args.max_batch == 0 || args.max_batch * leaves > SEQUENCES_FOR_BRANCHES {
         bail!(
@@ -113,7 +105,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let engine = args.engine.clone();
     let server = serve::start(&options, move || engine.build(false))?;
     eprintln!(
-        "seed serve: {} ({kind}, context {}) on {}{}",
+        "seed serve: {} ({config}, context {}) on {}{}",
         server.model(),
         server.context(),
         server.base_url(),

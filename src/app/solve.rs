@@ -5,7 +5,6 @@ use super::problems::{dataset_problems, parse_range, Problem, TaskName};
 use super::report::html;
 use super::search_args::SearchArgs;
 use super::util::{peak_memory_mib, write_atomic};
-use crate::decode::{Drafter, EngineKind, VerifyPolicy};
 use crate::search::algorithms::{search, SearchConfig};
 use crate::search::llm::Llm;
 use crate::search::task::Task;
@@ -90,43 +89,20 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
     }
 }
 
-/// `seed solve`'s engine unless `--engine` is given: `seed` with batched
-/// verification of n-gram drafts (no draft model, past requests included),
-/// adaptive and cost-aware draft lengths was the fastest configuration of
-/// `seed bench` on GSM8K and Game of 24 with the default target on a 2-core
-/// CPU (README, "Tree-search benchmark"). Options given explicitly keep their
-/// values.
-fn solve_default(engine: &mut EngineArgs) -> EngineChoice {
-    let choice = EngineChoice::Local(EngineKind::Seed);
-    engine.choice = Some(choice.clone());
-    engine.verify.get_or_insert(VerifyPolicy::Batched);
-    engine.drafter.get_or_insert(Drafter::Ngram);
-    engine.adaptive_gamma = true;
-    engine.cost_aware = true;
-    // Past requests are n-gram sources only for n-gram drafters.
-    engine.ngram_history |= engine.drafter.is_some_and(|d| d.uses_ngrams());
-    choice
-}
-
-pub fn run(mut args: SolveArgs) -> Result<()> {
-    let chosen = args.engine.choice.is_some();
-    let choice = match args.engine.choice.clone() {
-        Some(choice) => choice,
-        None => solve_default(&mut args.engine),
-    };
+pub fn run(args: SolveArgs) -> Result<()> {
     // Problems and settings are checked before any model is loaded or fetched.
     let problems = problems(&args)?;
     let config = args.search.config(args.task, args.temperature)?;
-    let mut llm: Box<dyn Llm> = match choice {
-        EngineChoice::Remote(url) => {
+    let mut llm: Box<dyn Llm> = match &args.engine.choice {
+        Some(EngineChoice::Remote(url)) => {
             let api_key = std::env::var("SEED_API_KEY").ok().filter(|k| !k.is_empty());
-            let remote = RemoteLlm::connect(&url, api_key)?;
+            let remote = RemoteLlm::connect(url, api_key)?;
             eprintln!("solving with {} at {url}", remote.model());
             Box::new(remote)
         }
-        EngineChoice::Local(_) => {
+        _ => {
             let engine = args.engine.build(false)?;
-            let why = if chosen {
+            let why = if args.engine.choice.is_some() {
                 ""
             } else {
                 " (the default; --engine to change)"
@@ -243,39 +219,5 @@ impl Totals {
                 r.right_kept, r.decisions
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        engine: EngineArgs,
-    }
-
-    fn engine_args(args: &[&str]) -> EngineArgs {
-        Wrap::try_parse_from(std::iter::once("solve").chain(args.iter().copied()))
-            .unwrap()
-            .engine
-    }
-
-    #[test]
-    fn the_default_engine_keeps_options_given_explicitly() {
-        let mut e = engine_args(&[]);
-        solve_default(&mut e);
-        assert_eq!(e.choice, Some(EngineChoice::Local(EngineKind::Seed)));
-        assert_eq!(e.verify, Some(VerifyPolicy::Batched));
-        assert_eq!(e.drafter, Some(Drafter::Ngram));
-        assert!(e.adaptive_gamma && e.cost_aware && e.ngram_history && !e.no_dedup);
-
-        let mut e = engine_args(&["--drafter", "model", "--verify", "fcfs"]);
-        solve_default(&mut e);
-        assert_eq!(e.verify, Some(VerifyPolicy::Fcfs));
-        assert_eq!(e.drafter, Some(Drafter::Model));
-        assert!(!e.ngram_history, "the draft model has no history");
     }
 }
