@@ -87,7 +87,7 @@ fn parse_configs(list: &str, gamma: usize, tree: &Option<TreeShape>) -> Result<V
             engine.tree = tree.clone();
             engine.check().map_err(invalid)?;
         }
-        engine.trace = true;
+        let engine = traced(engine);
         if configs.iter().any(|c| c.name == name) {
             bail!("--engines names {name:?} twice");
         }
@@ -314,9 +314,21 @@ fn speedup_base(configs: &[Config], kind: EngineKind) -> Option<usize> {
         .or_else(|| configs.iter().position(|c| c.engine.kind == kind))
 }
 
+/// `config` as bench runs it (every configuration records its trace).
+fn traced(config: EngineConfig) -> EngineConfig {
+    EngineConfig {
+        trace: true,
+        ..config
+    }
+}
+
 fn rows(configs: &[Config], tallies: &[Tally]) -> Vec<Row> {
     let wall_of = |kind| speedup_base(configs, kind).map(|i| tallies[i].wall_s);
     let (ar_wall, sd_wall) = (wall_of(EngineKind::Ar), wall_of(EngineKind::Sd));
+    let baseline_wall = configs
+        .iter()
+        .position(|c| c.engine == traced(EngineConfig::baseline()))
+        .map(|i| tallies[i].wall_s);
     configs
         .iter()
         .zip(tallies)
@@ -328,6 +340,7 @@ fn rows(configs: &[Config], tallies: &[Tally]) -> Vec<Row> {
                 wall_s: t.wall_s,
                 speedup_vs_ar: ar_wall.map(|w| w / t.wall_s),
                 speedup_vs_sd: sd_wall.map(|w| w / t.wall_s),
+                speedup_vs_baseline: baseline_wall.map(|w| w / t.wall_s),
                 tokens_per_s: s.generated_tokens as f64 / t.wall_s,
                 accept_rate: s.accept_rate(),
                 accepted_per_target_forward: ratio(s.accepted, s.target_forwards),
@@ -336,6 +349,7 @@ fn rows(configs: &[Config], tallies: &[Tally]) -> Vec<Row> {
                 prompt_tokens: s.prompt_tokens,
                 prompt_tokens_reused: s.prompt_reused,
                 prompt_s: s.prompt_s,
+                prompt_share: s.prompt_s / t.wall_s.max(f64::MIN_POSITIVE),
                 requests: t.requests,
                 correct: t.correct,
                 problems: t.problems,

@@ -13,6 +13,7 @@ struct Record<'a> {
     wall_s: String,
     speedup_vs_ar: String,
     speedup_vs_sd: String,
+    speedup_vs_baseline: String,
     tokens_per_s: String,
     accept_rate: String,
     accepted_per_target_forward: String,
@@ -21,6 +22,7 @@ struct Record<'a> {
     prompt_tokens: usize,
     prompt_tokens_reused: usize,
     prompt_s: String,
+    prompt_share: String,
     requests: usize,
     correct: usize,
     problems: usize,
@@ -36,6 +38,7 @@ impl<'a> Record<'a> {
             wall_s: format!("{:.3}", r.wall_s),
             speedup_vs_ar: speedup(r.speedup_vs_ar),
             speedup_vs_sd: speedup(r.speedup_vs_sd),
+            speedup_vs_baseline: speedup(r.speedup_vs_baseline),
             tokens_per_s: format!("{:.3}", r.tokens_per_s),
             accept_rate: format!("{:.4}", r.accept_rate),
             accepted_per_target_forward: format!("{:.4}", r.accepted_per_target_forward),
@@ -44,6 +47,7 @@ impl<'a> Record<'a> {
             prompt_tokens: r.prompt_tokens,
             prompt_tokens_reused: r.prompt_tokens_reused,
             prompt_s: format!("{:.3}", r.prompt_s),
+            prompt_share: format!("{:.4}", r.prompt_share),
             requests: r.requests,
             correct: r.correct,
             problems: r.problems,
@@ -73,6 +77,7 @@ mod tests {
             wall_s: 12.34567,
             speedup_vs_ar: Some(1.5),
             speedup_vs_sd: None,
+            speedup_vs_baseline: Some(1.25),
             tokens_per_s: 20.0,
             accept_rate: 0.123456,
             accepted_per_target_forward: 1.0,
@@ -81,6 +86,7 @@ mod tests {
             prompt_tokens: 40,
             prompt_tokens_reused: 10,
             prompt_s: 0.25,
+            prompt_share: 0.25 / 12.34567,
             requests: 7,
             correct: 1,
             problems: 2,
@@ -89,8 +95,8 @@ mod tests {
         };
         assert_eq!(
             render(&[row]).unwrap(),
-            "config,engine,wall_s,speedup_vs_ar,speedup_vs_sd,tokens_per_s,accept_rate,accepted_per_target_forward,target_forwards_per_token,generated_tokens,prompt_tokens,prompt_tokens_reused,prompt_s,requests,correct,problems,identical\n\
-             seed+pc,seed-fcfs[3],12.346,1.5000,,20.000,0.1235,1.0000,0.5000,300,40,10,0.250,7,1,2,true\n"
+            "config,engine,wall_s,speedup_vs_ar,speedup_vs_sd,speedup_vs_baseline,tokens_per_s,accept_rate,accepted_per_target_forward,target_forwards_per_token,generated_tokens,prompt_tokens,prompt_tokens_reused,prompt_s,prompt_share,requests,correct,problems,identical\n\
+             seed+pc,seed-fcfs[3],12.346,1.5000,,1.2500,20.000,0.1235,1.0000,0.5000,300,40,10,0.250,0.0203,7,1,2,true\n"
         );
     }
 }

@@ -10,6 +10,8 @@ pub struct Row {
     pub wall_s: f64,
     pub speedup_vs_ar: Option<f64>,
     pub speedup_vs_sd: Option<f64>,
+    /// Over `baseline` (ar+pc+dedup), where one of the rows runs it.
+    pub speedup_vs_baseline: Option<f64>,
     pub tokens_per_s: f64,
     pub accept_rate: f64,
     /// Drafted tokens accepted per target forward (0 for `ar`).
@@ -20,6 +22,8 @@ pub struct Row {
     pub prompt_tokens_reused: usize,
     /// Seconds of prompt processing, which no decoding method shortens.
     pub prompt_s: f64,
+    /// `prompt_s` as a share of `wall_s`.
+    pub prompt_share: f64,
     pub requests: usize,
     pub correct: usize,
     pub problems: usize,

@@ -12,12 +12,14 @@ pub fn render(rows: &[Row], reference: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>15} {:>6} {:>9}",
+        "{:<18} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>15} {:>6} {:>9}",
         "config",
         "wall s",
         "prompt s",
+        "prompt %",
         "vs ar",
         "vs sd",
+        "vs base",
         "tok/s",
         "accept",
         "acc/fwd",
@@ -29,12 +31,14 @@ pub fn render(rows: &[Row], reference: &str) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<18} {:>8.1} {:>8.1} {:>7} {:>7} {:>7.1} {:>6.0}% {:>8.2} {:>9.3} {:>15} {:>6} {:>9}",
+            "{:<18} {:>8.1} {:>8.1} {:>7.0}% {:>7} {:>7} {:>7} {:>7.1} {:>6.0}% {:>8.2} {:>9.3} {:>15} {:>6} {:>9}",
             r.config,
             r.wall_s,
             r.prompt_s,
+            100.0 * r.prompt_share,
             fmt_speedup(r.speedup_vs_ar),
             fmt_speedup(r.speedup_vs_sd),
+            fmt_speedup(r.speedup_vs_baseline),
             r.tokens_per_s,
             100.0 * r.accept_rate,
             r.accepted_per_target_forward,
