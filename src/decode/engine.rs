@@ -425,12 +425,32 @@ impl Engine {
         if finished.is_empty() {
             return events;
         }
+        if self.config.prefix_cache {
+            self.keep_completions(&finished);
+        }
         self.release(&finished);
         events.extend(self.batch.complete(finished, self.config.ngram_history));
         if self.batch.is_idle() {
             self.reclaim();
         }
         events
+    }
+
+    /// Keeps finished branches' prompts and text in the target's prefix
+    /// cache, as SGLang's radix cache keeps finished requests: a later prompt
+    /// that begins with them (a search's next step, an evaluation of the
+    /// state) reuses their KV. A branch that cannot be kept just is not.
+    fn keep_completions(&mut self, finished: &[Branch]) {
+        for b in finished {
+            let kv = b.target();
+            let tokens = &b.tokens()[..kv.cached];
+            let kept = self
+                .target_cache
+                .insert_completion(self.target.as_mut(), tokens, kv.seq);
+            if let Err(e) = kept {
+                eprintln!("warning: a completion was not kept in the prefix cache: {e}");
+            }
+        }
     }
 
     /// Drops a request in flight and frees its sequences. Returns whether it
@@ -477,10 +497,21 @@ impl Engine {
         }
     }
 
+    /// Frees dropped tokens' cells, once the batch is idle. Not on a
+    /// batch-invariant model while its prefix cache holds anything: freed
+    /// cells below cached ones would take later tokens ahead of older ones
+    /// of their sequence (see `model::llama`); its cache empties instead
+    /// when full (see `prefix`).
     fn reclaim(&mut self) {
-        self.target.reclaim();
+        let keeps_order =
+            |model: &dyn Model, cache: &PrefixCache| model.batch_invariant() && !cache.is_empty();
+        if !keeps_order(self.target.as_ref(), &self.target_cache) {
+            self.target.reclaim();
+        }
         if let Some(d) = self.draft.as_mut() {
-            d.reclaim();
+            if !keeps_order(d.as_ref(), &self.draft_cache) {
+                d.reclaim();
+            }
         }
     }
 }

@@ -135,6 +135,49 @@ impl PrefixCache {
         Ok((seqs.keep(), stats))
     }
 
+    /// Keeps a finished branch's tokens (its prompt and generated text), so
+    /// that a later prompt beginning with them reuses their KV: `seq` holds
+    /// exactly `tokens`, and the new leaf forks it, so nothing is computed.
+    /// Returns the tokens added (0 when the tree held them all, or when they
+    /// do not fit the budget beside what this call must keep).
+    pub fn insert_completion(
+        &mut self,
+        model: &mut dyn Model,
+        tokens: &[Token],
+        seq: SeqId,
+    ) -> Result<usize> {
+        if model.seq_len(seq)? < tokens.len() {
+            return Err(crate::model::ModelError::BadPosition {
+                seq,
+                pos: tokens.len(),
+                len: model.seq_len(seq)?,
+            }
+            .into());
+        }
+        self.clock += 1;
+        let new_cells = tokens.len() - self.matched(tokens);
+        if new_cells == 0 {
+            return Ok(0);
+        }
+        // A batch-invariant model's cache empties only on admission, where
+        // that frees every cell (see `evict`).
+        if !model.batch_invariant() {
+            self.evict(model, new_cells, 1)?;
+        }
+        if !self.fits(model, new_cells, 1) {
+            return Ok(0);
+        }
+        let leaf = self.insert(model, tokens)?;
+        let node = self.node(leaf);
+        if node.seq.is_none() {
+            // Its edge is this completion's tail: the branch's cells hold it.
+            let fork = model.fork(seq)?;
+            model.truncate(fork, node.start + node.tokens.len())?;
+            self.node_mut(leaf).seq = Some(fork);
+        }
+        Ok(new_cells)
+    }
+
     /// Drops every cached node.
     pub fn clear(&mut self, model: &mut dyn Model) {
         for id in 1..self.nodes.len() {
@@ -311,21 +354,35 @@ impl PrefixCache {
         }
     }
 
+    /// Whether `new_cells` more cells and `new_nodes` more nodes fit: a split
+    /// and a leaf per prompt at most. On a batch-invariant model the cells
+    /// are those filled since the KV cache was last empty (see `evict`).
+    fn fits(&self, model: &dyn Model, new_cells: usize, new_nodes: usize) -> bool {
+        let mut held = self.cells();
+        if model.batch_invariant() {
+            held = held.max(model.cells_placed().unwrap_or(0));
+        }
+        held + new_cells <= self.budget && self.len() + 2 * new_nodes <= self.max_nodes
+    }
+
     /// Makes room for `new_cells` more cells and `new_nodes` more nodes by
     /// dropping nodes not used by the current call, least recently used
-    /// leaves first (or all of them on a batch-invariant model).
+    /// leaves first. A batch-invariant model instead drops every node and,
+    /// once no sequence is left, frees every cell: its dropped tokens' cells
+    /// stay taken while anything is cached (see `Engine::reclaim`), so that
+    /// no token ever lands below older ones of its sequence.
     fn evict(&mut self, model: &mut dyn Model, new_cells: usize, new_nodes: usize) -> Result<()> {
-        // A split and a leaf per prompt at most.
-        let fits =
-            |c: &Self| c.cells() + new_cells <= c.budget && c.len() + 2 * new_nodes <= c.max_nodes;
-        if fits(self) {
+        if self.fits(model, new_cells, new_nodes) {
             return Ok(());
         }
         if model.batch_invariant() {
             self.clear(model);
+            if model.live_sequences() == Some(0) {
+                model.reclaim();
+            }
             return Ok(());
         }
-        while !fits(self) {
+        while !self.fits(model, new_cells, new_nodes) {
             let victim = (1..self.nodes.len())
                 .filter(|&id| {
                     self.nodes[id]
@@ -464,6 +521,104 @@ mod tests {
         assert_eq!(next_logits(&mut model, again[0], 2), fresh_logits(&p, 2));
     }
 
+    /// A branch after `prompt`: the cache's sequence extended by `generated`
+    /// one token per forward, as decoding does.
+    fn decode_branch(
+        model: &mut dyn Model,
+        cache: &mut PrefixCache,
+        prompt: &[Token],
+        generated: &[Token],
+    ) -> SeqId {
+        let (seqs, _) = cache.prefill(model, &[prompt]).unwrap();
+        for (i, &token) in generated.iter().enumerate() {
+            model
+                .forward(&[BatchToken {
+                    token,
+                    pos: prompt.len() + i,
+                    seqs: vec![seqs[0]],
+                    logits: true,
+                }])
+                .unwrap();
+        }
+        seqs[0]
+    }
+
+    #[test]
+    fn a_completion_is_reused_by_a_prompt_that_extends_it() {
+        let mut model = tiny();
+        let mut cache = PrefixCache::new(1 << 20, 64);
+        let prompt: Vec<Token> = vec![1, 2, 3, 4];
+        let generated: Vec<Token> = vec![9, 8, 7, 6, 5];
+        let seq = decode_branch(&mut model, &mut cache, &prompt, &generated);
+        let whole: Vec<Token> = [prompt.clone(), generated.clone()].concat();
+        assert_eq!(cache.insert_completion(&mut model, &whole, seq).unwrap(), 5);
+        model.release(seq);
+        assert_eq!(cache.cells(), 9);
+        // Kept again: nothing new.
+        let seq = decode_branch(&mut model, &mut cache, &prompt, &generated);
+        assert_eq!(cache.insert_completion(&mut model, &whole, seq).unwrap(), 0);
+        model.release(seq);
+        // The next step's prompt: the completion and more.
+        let next: Vec<Token> = [whole.clone(), vec![11, 12]].concat();
+        let (seqs, stats) = cache.prefill(&mut model, &[&next]).unwrap();
+        assert_eq!(
+            stats,
+            PrefillStats {
+                reused: 9,
+                computed: 2
+            }
+        );
+        assert_eq!(next_logits(&mut model, seqs[0], 3), fresh_logits(&next, 3));
+    }
+
+    #[test]
+    fn a_prompt_that_leaves_a_completion_part_way_reuses_it_up_to_there() {
+        let mut model = tiny();
+        let mut cache = PrefixCache::new(1 << 20, 64);
+        let prompt: Vec<Token> = vec![1, 2, 3];
+        let generated: Vec<Token> = vec![20, 21, 22, 13];
+        let seq = decode_branch(&mut model, &mut cache, &prompt, &generated);
+        let whole: Vec<Token> = [prompt.clone(), generated].concat();
+        cache.insert_completion(&mut model, &whole, seq).unwrap();
+        model.release(seq);
+        // Text re-tokenized differently from token 5 on (a seam).
+        let other: Vec<Token> = vec![1, 2, 3, 20, 21, 5, 6];
+        let (seqs, stats) = cache.prefill(&mut model, &[&other]).unwrap();
+        assert_eq!(
+            stats,
+            PrefillStats {
+                reused: 5,
+                computed: 2
+            }
+        );
+        assert_eq!(next_logits(&mut model, seqs[0], 4), fresh_logits(&other, 4));
+        // The completion is still whole after the split.
+        let (seqs, stats) = cache.prefill(&mut model, &[&whole]).unwrap();
+        assert_eq!(stats.reused, 7);
+        assert_eq!(next_logits(&mut model, seqs[0], 4), fresh_logits(&whole, 4));
+    }
+
+    #[test]
+    fn forks_of_a_completion_and_its_branch_are_independent() {
+        let mut model = tiny();
+        let mut cache = PrefixCache::new(1 << 20, 64);
+        let prompt: Vec<Token> = vec![5, 6];
+        let seq = decode_branch(&mut model, &mut cache, &prompt, &[7, 8, 9]);
+        cache
+            .insert_completion(&mut model, &[5, 6, 7, 8, 9], seq)
+            .unwrap();
+        // The branch goes on (and is cut back) after it was kept.
+        next_logits(&mut model, seq, 10);
+        model.truncate(seq, 3).unwrap();
+        let (seqs, stats) = cache.prefill(&mut model, &[&[5, 6, 7, 8, 9]]).unwrap();
+        assert_eq!(stats.reused, 5);
+        assert_eq!(model.seq_len(seqs[0]).unwrap(), 5);
+        assert_eq!(
+            next_logits(&mut model, seqs[0], 1),
+            fresh_logits(&[5, 6, 7, 8, 9], 1)
+        );
+    }
+
     /// TinyLm is batch-invariant; this wrapper is not, to test LRU eviction.
     struct Lru(TinyLm);
 
@@ -539,6 +694,40 @@ mod tests {
         // `b` went first; `a` (used later) is still there.
         assert_eq!(cache.prefill(&mut model, &[&a]).unwrap().1.reused, 4);
         assert_eq!(cache.prefill(&mut model, &[&b]).unwrap().1.reused, 2);
+    }
+
+    #[test]
+    fn completions_are_evicted_least_recently_used_under_the_budget() {
+        let mut model = Lru(tiny());
+        let mut cache = PrefixCache::new(11, 64);
+        let prompt: Vec<Token> = vec![1, 2, 3];
+        let mut kept = Vec::new();
+        for first in [10, 14, 18] {
+            let generated: Vec<Token> = vec![first, first + 1, first + 2];
+            let seq = decode_branch(&mut model, &mut cache, &prompt, &generated);
+            let whole: Vec<Token> = [prompt.clone(), generated].concat();
+            kept.push(cache.insert_completion(&mut model, &whole, seq).unwrap());
+            model.release(seq);
+            assert!(cache.cells() <= 11, "{} cells", cache.cells());
+        }
+        // 3 + 3 + 3 cells, then the first completion makes room for the third.
+        assert_eq!(kept, [3, 3, 3]);
+        assert_eq!(
+            cache
+                .prefill(&mut model, &[&[1, 2, 3, 10, 11, 12]])
+                .unwrap()
+                .1
+                .reused,
+            3
+        );
+        assert_eq!(
+            cache
+                .prefill(&mut model, &[&[1, 2, 3, 18, 19, 20]])
+                .unwrap()
+                .1
+                .reused,
+            6
+        );
     }
 
     #[test]

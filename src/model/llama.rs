@@ -103,6 +103,8 @@ pub struct LlamaLm {
     exact_logits: Vec<f32>,
     /// Whether any cell is retired.
     retired: bool,
+    /// Cells filled since the KV cache was last empty (see `cells_placed`).
+    placed: usize,
     /// Batch index of each requested logits row of the last forward.
     rows: Vec<i32>,
     batch: LlamaBatch<'static>,
@@ -174,6 +176,7 @@ impl LlamaLm {
             exact: options.exact,
             exact_logits: Vec::new(),
             retired: false,
+            placed: 0,
             rows: Vec::new(),
             batch: LlamaBatch::new(1, 1),
             batch_capacity: 0,
@@ -271,7 +274,10 @@ impl LlamaLm {
                 .clear_kv_cache_seq(Some(self.padding_id() as u32), None, None);
         }
         match status {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.placed += batch.len();
+                Ok(())
+            }
             Err(DecodeError::NoKvCacheSlot) => {
                 self.rows.clear();
                 Err(ModelError::CacheFull(self.context))
@@ -391,6 +397,13 @@ impl Model for LlamaLm {
                 .clear_kv_cache_seq(Some(self.retired_id() as u32), None, None);
             self.retired = false;
         }
+        if self.live_sequences() == Some(0) {
+            self.placed = 0;
+        }
+    }
+
+    fn cells_placed(&self) -> Option<usize> {
+        Some(self.placed)
     }
 
     fn batch_invariant(&self) -> bool {

@@ -77,6 +77,13 @@ pub trait Model {
     /// Frees the cells of dropped tokens. A backend may keep them occupied
     /// until then, so that new tokens never fill holes among older ones.
     fn reclaim(&mut self) {}
+    /// Cells filled since the KV cache was last empty, the cells of dropped
+    /// tokens not yet reclaimed included: while nothing is reclaimed, where
+    /// the next token goes (each lands above all older ones). `None` if the
+    /// backend does not count them.
+    fn cells_placed(&self) -> Option<usize> {
+        None
+    }
     /// Whether every logits row is computed the same whatever else is in its
     /// forward (so cell layout must be preserved too; see `llama` exact mode).
     fn batch_invariant(&self) -> bool {
