@@ -268,3 +268,82 @@ fn another_seed_or_sample_gives_other_samples() {
         }
     }
 }
+
+/// Three calls as a search makes them: each prompt of the next call is a
+/// prompt of this one, one of its completions and more text. Returns the
+/// outputs, the prompt tokens reused by the later calls, and the tokens of
+/// theirs that earlier calls computed (prompt and fed completion).
+fn extending_calls(
+    config: Config,
+    prefix_cache: bool,
+    temperature: f32,
+) -> (Vec<Vec<Vec<u32>>>, usize, usize) {
+    let mut e = engine(config);
+    e.config.prefix_cache = prefix_cache;
+    let mut prompts = vec![
+        "q: two plus two\na:".to_string(),
+        "q: hello\na:".to_string(),
+    ];
+    let (mut outputs, mut reused, mut computed_before) = (Vec::new(), 0, 0);
+    for call in 0..3 {
+        let req = Request {
+            prompts: prompts.clone(),
+            n: 2,
+            max_tokens: 12,
+            sampling: Sampling {
+                temperature,
+                ..Sampling::default()
+            },
+            seed: 5,
+            ..Request::default()
+        };
+        let out = e.generate(&req).unwrap();
+        if call > 0 {
+            reused += out.stats.prompt_reused;
+        }
+        let kept: Vec<_> = out.completions.iter().step_by(2).collect();
+        if call < 2 {
+            // A token per character; a completion's last token was never fed.
+            computed_before += kept
+                .iter()
+                .map(|c| prompts[c.prompt_index].len() + c.text.len() - 1)
+                .sum::<usize>();
+        }
+        prompts = kept
+            .iter()
+            .map(|c| format!("{}{} so", prompts[c.prompt_index], c.text))
+            .collect();
+        outputs.push(tokens(&out));
+    }
+    (outputs, reused, computed_before)
+}
+
+#[test]
+fn prompts_that_extend_earlier_completions_reuse_them_and_change_nothing() {
+    use Drafter::*;
+    use EngineKind::*;
+    use VerifyPolicy::*;
+    let configs = [
+        AR,
+        (Seed, None, Batched, Ngram, Length::Cost),
+        (Seed, None, Fcfs, Model, Length::Fixed),
+        (Mcsd, None, Fcfs, Model, Length::Fixed),
+    ];
+    for temperature in [0.0, 0.8] {
+        let (reference, _, _) = extending_calls(AR, false, temperature);
+        for config in configs {
+            let (cached, reused, computed_before) = extending_calls(config, true, temperature);
+            assert_eq!(cached, reference, "{config:?} at {temperature}, cache on");
+            assert!(
+                reused >= computed_before,
+                "{config:?} at {temperature}: reused {reused} of {computed_before}"
+            );
+            let (uncached, reused, _) = extending_calls(config, false, temperature);
+            assert_eq!(
+                uncached, reference,
+                "{config:?} at {temperature}, cache off"
+            );
+            assert_eq!(reused, 0, "{config:?}: nothing is reused without the cache");
+        }
+    }
+}
