@@ -127,3 +127,113 @@ fn token_tree_paths_give_the_logits_of_their_chains() {
     let d = max_diff(&next[0], &check);
     assert!(d < TOLERANCE, "after release, logits differ by {d}");
 }
+
+/// Three branches of a prompt decoded side by side (their cells interleave),
+/// each verifying a one-token draft that is rejected every other step; the
+/// first is kept as a completion, the others dropped; then, after the cells
+/// are reclaimed where the engine reclaims them, a prompt extending the
+/// completion goes through the cache. Returns its next-token logits and
+/// those of the same tokens computed afresh on `fresh`.
+fn logits_after_a_kept_completion(
+    model: &mut dyn Model,
+    fresh: &mut dyn Model,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut cache = seed::decode::prefix::PrefixCache::new(4096, 64);
+    let prompt = model
+        .tokenize("Natalia sold clips to 48 friends.", true)
+        .unwrap();
+    let (seqs, _) = cache.prefill(model, &[&prompt, &prompt, &prompt]).unwrap();
+    let texts = [
+        " In May she sold half as many",
+        " Then she sold 24",
+        " So the total",
+    ];
+    let paths: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| model.tokenize(t, false).unwrap())
+        .collect();
+    let steps = paths.iter().map(Vec::len).min().unwrap();
+    let wrong = model.tokenize(" zebra", false).unwrap()[0];
+    for step in 0..steps {
+        let mut batch = Vec::new();
+        for (b, path) in paths.iter().enumerate() {
+            let pos = prompt.len() + step;
+            batch.push(BatchToken {
+                token: path[step],
+                pos,
+                seqs: vec![seqs[b]],
+                logits: true,
+            });
+            if step % 2 == 0 {
+                batch.push(BatchToken {
+                    token: wrong,
+                    pos: pos + 1,
+                    seqs: vec![seqs[b]],
+                    logits: true,
+                });
+            }
+        }
+        model.forward(&batch).unwrap();
+        for (b, _) in paths.iter().enumerate() {
+            model.truncate(seqs[b], prompt.len() + step + 1).unwrap();
+        }
+    }
+    let kept: Vec<u32> = [&prompt[..], &paths[0][..steps]].concat();
+    assert_eq!(
+        cache.insert_completion(model, &kept, seqs[0]).unwrap(),
+        steps
+    );
+    seqs.iter().for_each(|&s| model.release(s));
+    if cache.may_reclaim(model) {
+        model.reclaim(); // as `Engine::reclaim` between requests
+    }
+    let more = model.tokenize(" clips in May, and", false).unwrap();
+    let next: Vec<u32> = [&kept[..], &more[..]].concat();
+    let (seqs, stats) = cache.prefill(model, &[&next]).unwrap();
+    assert_eq!(stats.reused, kept.len(), "the completion is reused");
+    let last = model.tokenize(" in", false).unwrap();
+    let reused = feed(model, seqs[0], &last, false).remove(0);
+    let seq = fresh.create().unwrap();
+    feed(fresh, seq, &next, false);
+    let expect = feed(fresh, seq, &last, false).remove(0);
+    (reused, expect)
+}
+
+fn load(path: &std::path::Path, exact: bool) -> seed::model::llama::LlamaLm {
+    let options = seed::model::llama::LlamaOptions {
+        context: 2048,
+        max_sequences: 64,
+        threads: 0,
+        exact,
+    };
+    seed::model::llama::LlamaLm::load(path, &options).unwrap()
+}
+
+#[test]
+fn a_kept_completion_gives_fresh_logits_bit_for_bit_in_exact_mode() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let draft = common::model_path(seed::fetch::models::DRAFT_DEFAULT);
+    for path in [common::smollm_path(), draft] {
+        let (mut model, mut fresh) = (load(&path, true), load(&path, true));
+        let (reused, expect) = logits_after_a_kept_completion(&mut model, &mut fresh);
+        let same = reused
+            .iter()
+            .zip(&expect)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "{}: logits differ by {}",
+            path.display(),
+            max_diff(&reused, &expect)
+        );
+    }
+}
+
+#[test]
+fn a_kept_completion_gives_fresh_logits_within_tolerance_in_fast_mode() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let (mut model, mut fresh) = (common::smollm(2048), common::smollm(2048));
+    let (reused, expect) = logits_after_a_kept_completion(&mut model, &mut fresh);
+    let d = max_diff(&reused, &expect);
+    assert!(d < TOLERANCE, "logits differ by {d}");
+}

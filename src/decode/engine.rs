@@ -497,19 +497,14 @@ impl Engine {
         }
     }
 
-    /// Frees dropped tokens' cells, once the batch is idle. Not on a
-    /// batch-invariant model while its prefix cache holds anything: freed
-    /// cells below cached ones would take later tokens ahead of older ones
-    /// of their sequence (see `model::llama`); its cache empties instead
-    /// when full (see `prefix`).
+    /// Frees dropped tokens' cells, once the batch is idle, where the
+    /// prefix cache allows it (see `prefix`).
     fn reclaim(&mut self) {
-        let keeps_order =
-            |model: &dyn Model, cache: &PrefixCache| model.batch_invariant() && !cache.is_empty();
-        if !keeps_order(self.target.as_ref(), &self.target_cache) {
+        if self.target_cache.may_reclaim(self.target.as_ref()) {
             self.target.reclaim();
         }
         if let Some(d) = self.draft.as_mut() {
-            if !keeps_order(d.as_ref(), &self.draft_cache) {
+            if self.draft_cache.may_reclaim(d.as_ref()) {
                 d.reclaim();
             }
         }
