@@ -27,6 +27,7 @@ fn letters(steps: usize) -> Letters {
 
 fn spec(prompt: String) -> SampleSpec {
     SampleSpec {
+        response: String::new(),
         prompt,
         stop: vec![],
         max_tokens: 8,

@@ -1,7 +1,7 @@
 //! Which problems to search: the task, and problems of its dataset.
 
 use crate::choice_enum;
-use crate::search::task::Task;
+use crate::search::task::{Layout, Task};
 use crate::search::tasks::data::{self, DataDir};
 use crate::search::tasks::{
     game24::Game24,
@@ -53,6 +53,7 @@ pub fn dataset_problems(
     data: Option<&Path>,
     (from, to): (usize, usize),
     steps: Option<usize>,
+    layout: Layout,
 ) -> Result<Vec<Problem>> {
     let dir = DataDir::resolve(data);
     (from..=to)
@@ -60,7 +61,8 @@ pub fn dataset_problems(
             let problem: Box<dyn Task> = match task {
                 TaskName::Gsm8k => {
                     let (q, gold) = data::gsm8k(&dir, i)?;
-                    Box::new(Gsm8k::new(&q, &gold, steps.unwrap_or(gsm8k::DEFAULT_STEPS)))
+                    let steps = steps.unwrap_or(gsm8k::DEFAULT_STEPS);
+                    Box::new(Gsm8k::new(&q, &gold, steps).with_layout(layout))
                 }
                 TaskName::Game24 => Box::new(Game24::new(&data::game24(&dir, i)?)?),
                 TaskName::Text => Box::new(Text::new(&data::text(&dir, i)?)?),

@@ -3,6 +3,7 @@
 use super::problems::TaskName;
 use crate::decode::{Request, Sampling};
 use crate::search::algorithms::{Evaluation, Generation, Method, SearchConfig, Selection};
+use crate::search::task::Layout;
 use anyhow::Result;
 use clap::Args;
 
@@ -26,6 +27,12 @@ pub struct SearchArgs {
     /// Thought steps (default: the task's).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// Where a state's steps go in the prompts that extend it: separate (a
+    /// new user message per call, ToT's layout) or continue (GSM8K: the
+    /// steps as the model's answer so far, so the prefix cache reuses the
+    /// previous call's prompt and completion).
+    #[arg(long, default_value = "separate")]
+    pub layout: Layout,
     /// Samples per evaluation prompt.
     #[arg(long, default_value_t = 1)]
     pub n_evaluate: usize,

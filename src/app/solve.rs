@@ -68,7 +68,10 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
             let gold = args.answer.clone().unwrap_or_default();
             given(
                 "question",
-                Box::new(Gsm8k::new(q, &gold, steps.unwrap_or(gsm8k::DEFAULT_STEPS))),
+                Box::new(
+                    Gsm8k::new(q, &gold, steps.unwrap_or(gsm8k::DEFAULT_STEPS))
+                        .with_layout(args.search.layout),
+                ),
                 !gold.is_empty(),
             )
         }
@@ -79,6 +82,7 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
             args.data.as_deref(),
             parse_range("--index", range)?,
             steps,
+            args.search.layout,
         ),
         (TaskName::Gsm8k, ..) => bail!("give one of --question TEXT or --index N"),
         (TaskName::Game24, ..) => bail!("give one of --puzzle \"4 5 6 10\" or --index N"),

@@ -149,7 +149,7 @@ impl Searcher<'_, '_> {
         let first = &specs[0];
         let prompts = specs
             .iter()
-            .map(|s| self.llm.chat(&s.prompt))
+            .map(|s| Ok(self.llm.chat(&s.prompt)? + &s.response))
             .collect::<Result<Vec<_>>>()?;
         let request = Request {
             prompts,

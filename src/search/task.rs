@@ -9,14 +9,29 @@
 //! root, `steps() - 1` when asking for the last thought.
 
 /// How thoughts are asked for at one step.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SampleSpec {
-    /// The prompt; each of the k samples is one thought.
+    /// The prompt (a user message); each of the k samples is one thought.
     pub prompt: String,
+    /// The model's answer so far, which the samples continue: the prompt is
+    /// the rendered user message followed by it (see [`Layout`]).
+    pub response: String,
     /// Strings that end one thought.
     pub stop: Vec<String>,
     pub max_tokens: usize,
 }
+
+crate::choice_enum!(
+    /// Where a state's steps go in the prompts that extend it.
+    pub Layout "layout" {
+        /// Inside a new user message per call (the Tree of Thoughts layout).
+        Separate = "separate",
+        /// As the model's answer so far, so that the next step's prompt is
+        /// the previous prompt and the step it produced: the prefix cache
+        /// reuses every token of the path (GSM8K; other tasks keep theirs).
+        Continue = "continue",
+    }
+);
 
 /// How a chain of thought is asked for (`--method io|cot|cot-sc`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 use super::calc;
 use super::{numbers_in, parse_votes, render, vote_prompt};
-use crate::search::task::{Chain, Check, Ruling, SampleSpec, Task};
+use crate::search::task::{Chain, Check, Layout, Ruling, SampleSpec, Task};
 
 const EXAMPLES: &str = include_str!("../../../prompts/gsm8k/examples.txt");
 const THOUGHT: &str = include_str!("../../../prompts/gsm8k/thought.txt");
@@ -28,6 +28,7 @@ pub struct Gsm8k {
     question: String,
     gold: String,
     steps: usize,
+    layout: Layout,
 }
 
 impl Gsm8k {
@@ -38,7 +39,16 @@ impl Gsm8k {
             question: question.trim().to_string(),
             gold: gold_answer(gold).to_string(),
             steps: steps.max(1),
+            layout: Layout::Separate,
         }
+    }
+
+    /// Lays out the step prompts as `layout` says: `Continue` asks for each
+    /// step but the last as the next line of the chain of thought's answer
+    /// (the last keeps its own prompt, which asks for the final answer).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
     }
 
     pub fn gold(&self) -> &str {
@@ -118,11 +128,20 @@ impl Task for Gsm8k {
     }
 
     fn sample(&self, state: &str, step: usize) -> SampleSpec {
-        let template = if step + 1 >= self.steps {
-            FINAL
-        } else {
-            THOUGHT
-        };
+        let last = step + 1 >= self.steps;
+        if self.layout == Layout::Continue && !last {
+            let response = match state.trim() {
+                "" => String::new(),
+                s => format!("{s}\n"),
+            };
+            return SampleSpec {
+                response,
+                stop: vec!["\n".into()],
+                max_tokens: 128,
+                ..self.chain(Chain::StepByStep)
+            };
+        }
+        let template = if last { FINAL } else { THOUGHT };
         let steps = match state.trim() {
             "" => "(none yet)\n".to_string(),
             s => format!("{s}\n"),
@@ -133,6 +152,7 @@ impl Task for Gsm8k {
             ("steps", steps.as_str()),
         ];
         SampleSpec {
+            response: String::new(),
             prompt: render(template, &vars),
             // One thought is one line.
             stop: vec!["\n".into()],
@@ -170,6 +190,7 @@ impl Task for Gsm8k {
                 ("steps", state.trim()),
             ];
             return SampleSpec {
+                response: String::new(),
                 prompt: render(VALUE_FINAL, &vars),
                 stop: vec!["\n".into()],
                 max_tokens: 16,
@@ -182,6 +203,7 @@ impl Task for Gsm8k {
             ("latest", latest),
         ];
         SampleSpec {
+            response: String::new(),
             prompt: render(VALUE, &vars),
             stop: vec!["\n".into()],
             max_tokens: 16,
@@ -200,6 +222,7 @@ impl Task for Gsm8k {
 
     fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
         SampleSpec {
+            response: String::new(),
             prompt: vote_prompt(&render(VOTE, &[("question", &self.question)]), states),
             stop: vec![],
             max_tokens: 300,
@@ -234,6 +257,7 @@ impl Task for Gsm8k {
         };
         let vars = [("examples", EXAMPLES), ("question", self.question.as_str())];
         SampleSpec {
+            response: String::new(),
             prompt: render(template, &vars),
             stop: ["\nExample problem:", "\nNow the problem", "\nProblem:"]
                 .map(String::from)
@@ -376,5 +400,22 @@ mod tests {
             t.ruling("Question: a? Answer: 2 * 3 = 5\nQuestion: b? Answer: 5"),
             None
         );
+    }
+
+    #[test]
+    fn continued_steps_extend_the_previous_prompt_and_its_step() {
+        let t = Gsm8k::new("How many clips?", "#### 72", 3).with_layout(Layout::Continue);
+        let whole = |spec: SampleSpec| spec.prompt + &spec.response;
+        let first = whole(t.sample("", 0));
+        assert_eq!(first, t.chain(Chain::StepByStep).prompt);
+        let step = "Question: How many in May? Answer: 48 / 2 = 24.";
+        let second = whole(t.sample(step, 1));
+        assert!(second.starts_with(&format!("{first}{step}")), "{second}");
+        assert!(second.ends_with('\n'));
+        // The last step keeps the prompt that asks for the final answer.
+        let last = t.sample(&format!("{step}\nQuestion: ..."), 2);
+        assert!(last.response.is_empty() && last.prompt.contains("Write only the last step"));
+        let separate = Gsm8k::new("How many clips?", "#### 72", 3).sample(step, 1);
+        assert!(separate.response.is_empty() && separate.prompt.contains(step));
     }
 }

@@ -135,6 +135,7 @@ impl Task for Text {
     fn sample(&self, state: &str, step: usize) -> SampleSpec {
         if step == 0 {
             return SampleSpec {
+                response: String::new(),
                 prompt: render(COT, &[("input", &self.input)]),
                 stop: vec!["Passage:".into()],
                 max_tokens: 300,
@@ -142,6 +143,7 @@ impl Task for Text {
         }
         let plan = strip_label(state.split("Passage:").next().unwrap_or(""), "Plan:");
         SampleSpec {
+            response: String::new(),
             prompt: render(PASSAGE, &[("input", &self.input), ("plan", plan)]),
             stop: vec![],
             max_tokens: 700,
@@ -178,6 +180,7 @@ impl Task for Text {
     /// Asks for the coherency score of the passage (or of the plan, before one exists).
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
         SampleSpec {
+            response: String::new(),
             prompt: score_prompt(passage_of(state)),
             stop: vec![],
             max_tokens: 300,
@@ -201,6 +204,7 @@ impl Task for Text {
     fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
         let instruction = render(COT, &[("input", &self.input)]);
         SampleSpec {
+            response: String::new(),
             prompt: vote_prompt(&instruction, states),
             stop: vec![],
             max_tokens: 600,
@@ -222,6 +226,7 @@ impl Task for Text {
             Chain::StepByStep => COT,
         };
         SampleSpec {
+            response: String::new(),
             prompt: render(template, &[("input", &self.input)]),
             stop: vec![],
             max_tokens: 1000,

@@ -88,6 +88,7 @@ impl Task for Blocksworld {
     fn sample(&self, state: &str, _step: usize) -> SampleSpec {
         let now = describe_state(&self.simulate(state).state);
         SampleSpec {
+            response: String::new(),
             prompt: render(ICL, &[("state", &now), ("goal", &self.goal_text())]),
             stop: vec!["\n".into()],
             max_tokens: 32,
@@ -138,6 +139,7 @@ impl Task for Blocksworld {
         let (before, last) = state.rsplit_once('\n').unwrap_or(("", state));
         let now = describe_state(&self.simulate(before).state);
         SampleSpec {
+            response: String::new(),
             prompt: render(
                 SELF_EVAL,
                 &[
@@ -177,6 +179,7 @@ impl Task for Blocksworld {
             ],
         );
         SampleSpec {
+            response: String::new(),
             prompt: vote_prompt(&instruction, states),
             stop: vec![],
             max_tokens: 400,

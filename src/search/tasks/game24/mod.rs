@@ -88,6 +88,7 @@ impl Task for Game24 {
     /// ToT's sample mode: the chain-of-thought prompt, one line per thought.
     fn sample(&self, state: &str, _step: usize) -> SampleSpec {
         SampleSpec {
+            response: String::new(),
             prompt: self.cot_prompt(state),
             stop: vec!["\n".into()],
             max_tokens: 60,
@@ -100,6 +101,7 @@ impl Task for Game24 {
         // the default (coder) target writes a Python program instead of the list.
         let prompt = render(PROPOSE, &[("input", &self.current_numbers(state))]);
         SampleSpec {
+            response: String::new(),
             prompt: prompt.trim_end().to_string(),
             stop: vec![],
             max_tokens: 200,
@@ -152,6 +154,7 @@ impl Task for Game24 {
 
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
         SampleSpec {
+            response: String::new(),
             prompt: render(VALUE, &[("input", &self.current_numbers(state))]),
             stop: vec![],
             max_tokens: 120,
@@ -168,6 +171,7 @@ impl Task for Game24 {
 
     fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
         SampleSpec {
+            response: String::new(),
             prompt: vote_prompt(&render(VOTE, &[("input", &self.input)]), states),
             stop: vec![],
             max_tokens: 300,
@@ -185,6 +189,7 @@ impl Task for Game24 {
             Chain::StepByStep => self.cot_prompt(""),
         };
         SampleSpec {
+            response: String::new(),
             prompt,
             stop: vec!["\nInput:".into()],
             max_tokens: 200,
