@@ -383,15 +383,8 @@ mod tests {
                 tree: Some(TreeShape(vec![2, 1, 1])),
                 ..seed.clone()
             },
-            EngineConfig {
-                verify: VerifyPolicy::Batched,
-                drafter: Drafter::Ngram,
-                adaptive_gamma: true,
-                cost_aware: true,
-                ngram_history: true,
-                dedup_greedy: true,
-                ..seed.clone()
-            },
+            EngineConfig::fastest(),
+            EngineConfig::baseline(),
         ];
         for config in configs {
             let name = config.to_string();
