@@ -50,12 +50,14 @@ pub struct Engine {
 /// fails the requests of the step instead of being retried.
 const MAX_STEP_RETRIES: usize = 3;
 
-/// Most cached prefix nodes (each holds a sequence of the model).
+/// Most cached prefix nodes (each holds a sequence of the model), and at
+/// most a quarter of the model's sequences, so that branches keep the rest.
 const PREFIX_CACHE_NODES: usize = 64;
 
 fn new_cache(model: &dyn Model) -> PrefixCache {
     let budget = (model.context_size() as f64 * PREFIX_CACHE_SHARE) as usize;
-    PrefixCache::new(budget, PREFIX_CACHE_NODES)
+    let nodes = model.max_sequences().map_or(PREFIX_CACHE_NODES, |s| s / 4);
+    PrefixCache::new(budget, nodes.min(PREFIX_CACHE_NODES))
 }
 
 /// A request's prompts processed, before its branches exist.

@@ -19,12 +19,12 @@
 //! ahead of older tokens of their sequence, which changes attention's
 //! summation order (see `model::llama`; measured: logits off by 0.55 on
 //! SmolLM2 for a prompt extending a completion whose siblings' cells were
-//! freed). So on a model that lays cells out in order (llama.cpp, and any
-//! batch-invariant model) dropped tokens' cells are freed only while
-//! nothing is cached ([`PrefixCache::may_reclaim`]), and eviction empties
-//! the whole cache, by the cells placed since the KV cache was last empty,
-//! then frees every cell once no sequence is left. Elsewhere nodes are
-//! evicted least recently used under a budget of cells.
+//! freed). So on a model that lays cells out in order (llama.cpp)
+//! dropped tokens' cells are freed only while nothing is cached
+//! ([`PrefixCache::may_reclaim`]), and eviction empties the whole cache, by
+//! the cells placed since the KV cache was last empty, then frees every cell
+//! once no sequence is left; a batch-invariant model's cache empties too.
+//! Elsewhere nodes are evicted least recently used under a budget of cells.
 
 use super::error::Result;
 use super::faults;
@@ -32,9 +32,10 @@ use super::owned::OwnedSeqs;
 use crate::model::{BatchToken, Model, SeqId, Token};
 
 /// Whether freed cells could take later tokens ahead of older ones of their
-/// sequence (see the module comment).
+/// sequence: a backend that lays cells out in order counts the cells it
+/// placed (see the module comment).
 fn keeps_cell_order(model: &dyn Model) -> bool {
-    model.batch_invariant() || model.cells_placed().is_some()
+    model.cells_placed().is_some()
 }
 
 /// Most tokens of one prompt-processing forward.
@@ -393,7 +394,7 @@ impl PrefixCache {
         if self.fits(model, new_cells, new_nodes) {
             return Ok(());
         }
-        if keeps_cell_order(model) {
+        if keeps_cell_order(model) || model.batch_invariant() {
             self.clear(model);
             if model.live_sequences() == Some(0) {
                 model.reclaim();

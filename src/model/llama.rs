@@ -402,6 +402,11 @@ impl Model for LlamaLm {
         }
     }
 
+    fn max_sequences(&self) -> Option<usize> {
+        // The last two ids are reserved (retired cells, padding).
+        Some(self.lens.len() - 2)
+    }
+
     fn cells_placed(&self) -> Option<usize> {
         Some(self.placed)
     }

@@ -77,6 +77,10 @@ pub trait Model {
     /// Frees the cells of dropped tokens. A backend may keep them occupied
     /// until then, so that new tokens never fill holes among older ones.
     fn reclaim(&mut self) {}
+    /// Most sequences alive at once, where the backend has a limit.
+    fn max_sequences(&self) -> Option<usize> {
+        None
+    }
     /// Cells filled since the KV cache was last empty, the cells of dropped
     /// tokens not yet reclaimed included: while nothing is reclaimed, where
     /// the next token goes (each lands above all older ones). `None` if the

@@ -104,7 +104,14 @@ impl TinyLm {
     fn forward_all(&mut self, batch: &[BatchToken]) -> Result<()> {
         self.out.clear();
         self.forwards += 1;
-        let used: usize = self.seqs.values().map(Vec::len).sum();
+        // Forks share their common prefix's cells, as in a real KV cache:
+        // a cell is a distinct (position, context hash).
+        let used = self
+            .seqs
+            .values()
+            .flat_map(|hashes| hashes.iter().enumerate())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
         if used + batch.len() > self.config.context {
             return Err(ModelError::CacheFull(self.config.context));
         }
