@@ -96,6 +96,21 @@ impl TinyLm {
         }
     }
 
+    /// Forks share their common prefix's cells, as in a real KV cache: a
+    /// cell is a distinct (position, context hash). Counted only when the
+    /// sequences' lengths alone pass the context.
+    fn cells_used(&self) -> usize {
+        let total: usize = self.seqs.values().map(Vec::len).sum();
+        if total <= self.config.context / 2 {
+            return total;
+        }
+        self.seqs
+            .values()
+            .flat_map(|hashes| hashes.iter().enumerate())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    }
+
     fn start_hash(&self) -> u64 {
         mix(self.config.seed)
     }
@@ -104,15 +119,7 @@ impl TinyLm {
     fn forward_all(&mut self, batch: &[BatchToken]) -> Result<()> {
         self.out.clear();
         self.forwards += 1;
-        // Forks share their common prefix's cells, as in a real KV cache:
-        // a cell is a distinct (position, context hash).
-        let used = self
-            .seqs
-            .values()
-            .flat_map(|hashes| hashes.iter().enumerate())
-            .collect::<std::collections::HashSet<_>>()
-            .len();
-        if used + batch.len() > self.config.context {
+        if self.cells_used() + batch.len() > self.config.context {
             return Err(ModelError::CacheFull(self.config.context));
         }
         for t in batch {
