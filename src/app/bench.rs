@@ -349,6 +349,7 @@ fn rows(configs: &[Config], tallies: &[Tally]) -> Vec<Row> {
                 generated_tokens: s.generated_tokens,
                 prompt_tokens: s.prompt_tokens,
                 prompt_tokens_reused: s.prompt_reused,
+                prompt_seams: s.prompt_seams,
                 prompt_s: s.prompt_s,
                 prompt_share: s.prompt_s / t.wall_s.max(f64::MIN_POSITIVE),
                 requests: t.requests,

@@ -203,10 +203,11 @@ impl Engine {
             .map(|&p| std::mem::take(&mut all[p]))
             .collect();
         let cache = self.config.prefix_cache.then_some(&mut self.target_cache);
-        let (target_roots, reused) = process_prompts(self.target.as_mut(), cache, &prompts)?;
+        let (target_roots, counts) = process_prompts(self.target.as_mut(), cache, &prompts)?;
         // A twin's prompt is not processed at all: count it as reused.
         stats.prompt_reused =
-            reused + stats.prompt_tokens - prompts.iter().map(Vec::len).sum::<usize>();
+            counts.reused + stats.prompt_tokens - prompts.iter().map(Vec::len).sum::<usize>();
+        stats.prompt_seams = counts.seams;
         let draft_roots = match self.draft_prefill(&prompts) {
             Ok(roots) => roots,
             Err(e) => {

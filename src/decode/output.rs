@@ -65,6 +65,8 @@ pub struct RunStats {
     /// Prompt tokens of the target not computed: found in the prefix cache or
     /// shared with another prompt of the request.
     pub prompt_reused: usize,
+    /// Prompts that left a kept completion part way (see `PrefillStats::seams`).
+    pub prompt_seams: usize,
     /// Seconds spent processing prompts (target and draft), before decoding.
     pub prompt_s: f64,
     pub generated_tokens: usize,
@@ -82,6 +84,7 @@ impl RunStats {
         self.wall_s += other.wall_s;
         self.prompt_tokens += other.prompt_tokens;
         self.prompt_reused += other.prompt_reused;
+        self.prompt_seams += other.prompt_seams;
         self.prompt_s += other.prompt_s;
         self.generated_tokens += other.generated_tokens;
         self.copied_tokens += other.copied_tokens;

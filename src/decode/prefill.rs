@@ -5,26 +5,27 @@
 use super::error::Result;
 use super::faults;
 use super::owned::OwnedSeqs;
-use super::prefix::PrefixCache;
+use super::prefix::{PrefillStats, PrefixCache};
 use crate::model::{BatchToken, Model, SeqId, Token};
 
 /// Most tokens of one prompt-processing forward.
 const PREFILL_CHUNK: usize = 1024;
 
 /// Returns a new sequence per prompt holding all but its last token (which
-/// every branch feeds itself), and how many of those tokens were not computed
-/// (found in the prefix cache, or shared with another prompt of the request).
-/// Without a cache each prompt is computed in full.
+/// every branch feeds itself), and what was computed: `reused` counts the
+/// tokens not computed (found in the prefix cache, or shared with another
+/// prompt of the request). Without a cache each prompt is computed in full.
 pub(crate) fn process_prompts(
     model: &mut dyn Model,
     cache: Option<&mut PrefixCache>,
     prompts: &[Vec<Token>],
-) -> Result<(Vec<SeqId>, usize)> {
+) -> Result<(Vec<SeqId>, PrefillStats)> {
     let heads: Vec<&[Token]> = prompts.iter().map(|p| &p[..p.len() - 1]).collect();
+    let total: usize = heads.iter().map(|h| h.len()).sum();
     if let Some(cache) = cache {
         let (seqs, stats) = cache.prefill(model, &heads)?;
-        let total: usize = heads.iter().map(|h| h.len()).sum();
-        return Ok((seqs, total - stats.computed));
+        let reused = total - stats.computed;
+        return Ok((seqs, PrefillStats { reused, ..stats }));
     }
     let chunk = PREFILL_CHUNK.min(model.context_size());
     let mut seqs = OwnedSeqs::new(model);
@@ -45,7 +46,11 @@ pub(crate) fn process_prompts(
         }
     }
     faults::forward(seqs.model(), &batch, faults::PREFILL_FORWARD)?;
-    Ok((seqs.keep(), 0))
+    let computed = PrefillStats {
+        computed: total,
+        ..PrefillStats::default()
+    };
+    Ok((seqs.keep(), computed))
 }
 
 /// One sequence per sample, `samples` per prompt in the prompts' order:

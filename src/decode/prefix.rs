@@ -54,6 +54,16 @@ struct Node {
     /// Holds positions `0..start + tokens.len()`; `None` until computed.
     seq: Option<SeqId>,
     last_used: u64,
+    /// The edge holds a finished branch's tokens past what the tree held.
+    completion: bool,
+}
+
+/// How far a prompt's tokens run along the tree.
+struct Match {
+    /// Tokens already computed.
+    tokens: usize,
+    /// The match stops inside a kept completion's edge.
+    inside_completion: bool,
 }
 
 /// What one [`PrefixCache::prefill`] did.
@@ -63,6 +73,9 @@ pub struct PrefillStats {
     pub reused: usize,
     /// Prompt tokens computed (each shared prefix once).
     pub computed: usize,
+    /// Prompts that left a kept completion part way and went on: a seam,
+    /// where the text was re-tokenized differently, or a step cut short.
+    pub seams: usize,
 }
 
 #[derive(Debug)]
@@ -85,6 +98,7 @@ impl PrefixCache {
             children: Vec::new(),
             seq: None,
             last_used: 0,
+            completion: false,
         };
         PrefixCache {
             nodes: vec![Some(root)],
@@ -127,13 +141,15 @@ impl PrefixCache {
         self.clock += 1;
         let total: usize = prompts.iter().map(|p| p.len()).sum();
         // Matching marks the nodes this call uses, so that eviction spares them.
-        let cached_before: usize = prompts.iter().map(|p| self.matched(p)).sum();
+        let cached_before: usize = prompts.iter().map(|p| self.matched(p).tokens).sum();
         let new_cells = total - cached_before;
         self.evict(model, new_cells, prompts.len())?;
         let mut stats = PrefillStats::default();
         let mut ends = Vec::with_capacity(prompts.len());
         for p in prompts {
-            stats.reused += self.matched(p);
+            let m = self.matched(p);
+            stats.reused += m.tokens;
+            stats.seams += usize::from(m.inside_completion && m.tokens < p.len());
             ends.push(self.insert(model, p)?);
         }
         stats.computed = match self.materialize(model) {
@@ -173,7 +189,7 @@ impl PrefixCache {
             .into());
         }
         self.clock += 1;
-        let new_cells = tokens.len() - self.matched(tokens);
+        let new_cells = tokens.len() - self.matched(tokens).tokens;
         if new_cells == 0 {
             return Ok(0);
         }
@@ -191,7 +207,9 @@ impl PrefixCache {
             // Its edge is this completion's tail: the branch's cells hold it.
             let fork = model.fork(seq)?;
             model.truncate(fork, node.start + node.tokens.len())?;
-            self.node_mut(leaf).seq = Some(fork);
+            let leaf = self.node_mut(leaf);
+            leaf.seq = Some(fork);
+            leaf.completion = true;
         }
         Ok(new_cells)
     }
@@ -208,29 +226,33 @@ impl PrefixCache {
         self.node_mut(ROOT).children.clear();
     }
 
-    /// Tokens of `prompt` already computed in the cache; marks the nodes
-    /// holding them as used now.
-    fn matched(&mut self, prompt: &[Token]) -> usize {
+    /// How far `prompt` runs along computed nodes; marks the nodes holding
+    /// it as used now.
+    fn matched(&mut self, prompt: &[Token]) -> Match {
         let mut at = ROOT;
         let mut depth = 0;
         loop {
             self.node_mut(at).last_used = self.clock;
+            let stop = |tokens, inside_completion| Match {
+                tokens,
+                inside_completion,
+            };
             let Some(&child) = self
                 .node(at)
                 .children
                 .iter()
                 .find(|&&c| prompt.get(depth) == self.node(c).tokens.first())
             else {
-                return depth;
+                return stop(depth, false);
             };
             let node = self.node(child);
             if node.seq.is_none() {
-                return depth;
+                return stop(depth, false);
             }
             let common = common_prefix(&node.tokens, &prompt[depth..]);
             depth += common;
             if common < node.tokens.len() {
-                return depth;
+                return stop(depth, node.completion);
             }
             at = child;
         }
@@ -275,6 +297,7 @@ impl PrefixCache {
             children: Vec::new(),
             seq: None,
             last_used: self.clock,
+            completion: false,
         };
         let id = match self.nodes.iter().position(Option::is_none) {
             Some(free) => {
@@ -298,11 +321,13 @@ impl PrefixCache {
         let rest = node.tokens.split_off(keep);
         let head = std::mem::replace(&mut node.tokens, rest);
         let (parent, start, seq, last_used) = (node.parent, node.start, node.seq, node.last_used);
+        let completion = node.completion;
         let upper = self.add(parent, head, start);
         self.node_mut(parent).children.retain(|&c| c != id);
         let upper_node = self.node_mut(upper);
         upper_node.children.push(id);
         upper_node.last_used = last_used;
+        upper_node.completion = completion;
         let node = self.node_mut(id);
         node.parent = upper;
         node.start = start + keep;
@@ -464,7 +489,8 @@ mod tests {
             first,
             PrefillStats {
                 reused: 0,
-                computed: 11
+                computed: 11,
+                seams: 0
             }
         );
         model.release(a[0]);
@@ -473,7 +499,8 @@ mod tests {
             second,
             PrefillStats {
                 reused: 11,
-                computed: 0
+                computed: 0,
+                seams: 0
             }
         );
         assert_eq!(model.seq_len(b[0]).unwrap(), 11);
@@ -492,7 +519,8 @@ mod tests {
             stats,
             PrefillStats {
                 reused: 0,
-                computed: 3 + 3 + 2
+                computed: 3 + 3 + 2,
+                seams: 0
             }
         );
         assert_eq!(cache.cells(), 8);
@@ -505,7 +533,8 @@ mod tests {
             stats,
             PrefillStats {
                 reused: 4,
-                computed: 1
+                computed: 1,
+                seams: 0
             }
         );
         assert_eq!(cache.cells(), 9);
@@ -517,7 +546,8 @@ mod tests {
             stats,
             PrefillStats {
                 reused: 3,
-                computed: 0
+                computed: 0,
+                seams: 0
             }
         );
         assert_eq!(model.seq_len(seqs[0]).unwrap(), 3);
@@ -584,7 +614,8 @@ mod tests {
             stats,
             PrefillStats {
                 reused: 9,
-                computed: 2
+                computed: 2,
+                seams: 0
             }
         );
         assert_eq!(next_logits(&mut model, seqs[0], 3), fresh_logits(&next, 3));
@@ -607,13 +638,14 @@ mod tests {
             stats,
             PrefillStats {
                 reused: 5,
-                computed: 2
+                computed: 2,
+                seams: 1
             }
         );
         assert_eq!(next_logits(&mut model, seqs[0], 4), fresh_logits(&other, 4));
         // The completion is still whole after the split.
         let (seqs, stats) = cache.prefill(&mut model, &[&whole]).unwrap();
-        assert_eq!(stats.reused, 7);
+        assert_eq!((stats.reused, stats.seams), (7, 0));
         assert_eq!(next_logits(&mut model, seqs[0], 4), fresh_logits(&whole, 4));
     }
 
@@ -766,7 +798,8 @@ mod tests {
             stats,
             PrefillStats {
                 reused: 0,
-                computed: 4
+                computed: 4,
+                seams: 0
             }
         );
         assert_eq!(cache.cells(), 4);

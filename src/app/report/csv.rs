@@ -21,6 +21,7 @@ struct Record<'a> {
     generated_tokens: usize,
     prompt_tokens: usize,
     prompt_tokens_reused: usize,
+    prompt_seams: usize,
     prompt_s: String,
     prompt_share: String,
     requests: usize,
@@ -46,6 +47,7 @@ impl<'a> Record<'a> {
             generated_tokens: r.generated_tokens,
             prompt_tokens: r.prompt_tokens,
             prompt_tokens_reused: r.prompt_tokens_reused,
+            prompt_seams: r.prompt_seams,
             prompt_s: format!("{:.3}", r.prompt_s),
             prompt_share: format!("{:.4}", r.prompt_share),
             requests: r.requests,
@@ -85,6 +87,7 @@ mod tests {
             generated_tokens: 300,
             prompt_tokens: 40,
             prompt_tokens_reused: 10,
+            prompt_seams: 2,
             prompt_s: 0.25,
             prompt_share: 0.25 / 12.34567,
             requests: 7,
@@ -95,8 +98,8 @@ mod tests {
         };
         assert_eq!(
             render(&[row]).unwrap(),
-            "config,engine,wall_s,speedup_vs_ar,speedup_vs_sd,speedup_vs_baseline,tokens_per_s,accept_rate,accepted_per_target_forward,target_forwards_per_token,generated_tokens,prompt_tokens,prompt_tokens_reused,prompt_s,prompt_share,requests,correct,problems,identical\n\
-             seed+pc,seed-fcfs[3],12.346,1.5000,,1.2500,20.000,0.1235,1.0000,0.5000,300,40,10,0.250,0.0203,7,1,2,true\n"
+            "config,engine,wall_s,speedup_vs_ar,speedup_vs_sd,speedup_vs_baseline,tokens_per_s,accept_rate,accepted_per_target_forward,target_forwards_per_token,generated_tokens,prompt_tokens,prompt_tokens_reused,prompt_seams,prompt_s,prompt_share,requests,correct,problems,identical\n\
+             seed+pc,seed-fcfs[3],12.346,1.5000,,1.2500,20.000,0.1235,1.0000,0.5000,300,40,10,2,0.250,0.0203,7,1,2,true\n"
         );
     }
 }

@@ -20,6 +20,8 @@ pub struct Row {
     pub generated_tokens: usize,
     pub prompt_tokens: usize,
     pub prompt_tokens_reused: usize,
+    /// Prompts that left a kept completion part way (a seam or a cut step).
+    pub prompt_seams: usize,
     /// Seconds of prompt processing, which no decoding method shortens.
     pub prompt_s: f64,
     /// `prompt_s` as a share of `wall_s`.

@@ -12,7 +12,7 @@ pub fn render(rows: &[Row], reference: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>15} {:>6} {:>9}",
+        "{:<18} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>15} {:>5} {:>6} {:>9}",
         "config",
         "wall s",
         "prompt s",
@@ -25,13 +25,14 @@ pub fn render(rows: &[Row], reference: &str) -> String {
         "acc/fwd",
         "fwd/tok",
         "prompt reused",
+        "seams",
         "right",
         "same tree"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<18} {:>8.1} {:>8.1} {:>7.0}% {:>7} {:>7} {:>7} {:>7.1} {:>6.0}% {:>8.2} {:>9.3} {:>15} {:>6} {:>9}",
+            "{:<18} {:>8.1} {:>8.1} {:>7.0}% {:>7} {:>7} {:>7} {:>7.1} {:>6.0}% {:>8.2} {:>9.3} {:>15} {:>5} {:>6} {:>9}",
             r.config,
             r.wall_s,
             r.prompt_s,
@@ -44,6 +45,7 @@ pub fn render(rows: &[Row], reference: &str) -> String {
             r.accepted_per_target_forward,
             r.target_forwards_per_token,
             format!("{}/{}", r.prompt_tokens_reused, r.prompt_tokens),
+            r.prompt_seams,
             format!("{}/{}", r.correct, r.problems),
             if r.config == reference {
                 "ref"
