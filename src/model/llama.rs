@@ -105,6 +105,8 @@ pub struct LlamaLm {
     retired: bool,
     /// Cells filled since the KV cache was last empty (see `cells_placed`).
     placed: usize,
+    /// Whether cell order was given up for room (told once, in exact mode).
+    order_given_up: bool,
     /// Batch index of each requested logits row of the last forward.
     rows: Vec<i32>,
     batch: LlamaBatch<'static>,
@@ -177,6 +179,7 @@ impl LlamaLm {
             exact_logits: Vec::new(),
             retired: false,
             placed: 0,
+            order_given_up: false,
             rows: Vec::new(),
             batch: LlamaBatch::new(1, 1),
             batch_capacity: 0,
@@ -265,6 +268,14 @@ impl LlamaLm {
         let mut status = self.ctx.decode(&mut self.batch);
         if status == Err(DecodeError::NoKvCacheSlot) && self.retired {
             // Out of room: give up cell order for room (see the module comment).
+            if self.exact && !self.order_given_up {
+                eprintln!(
+                    "warning: the KV cache ({} cells) is full: freed cells are reused out of \
+                     order, so from here exact mode may not give ar's tokens; raise --ctx",
+                    self.context
+                );
+                self.order_given_up = true;
+            }
             self.reclaim();
             status = self.ctx.decode(&mut self.batch);
         }
