@@ -114,6 +114,20 @@ pub struct LlamaLm {
 }
 
 impl LlamaLm {
+    /// Out of room: frees the retired cells, giving up cell order (see the
+    /// module comment); exact mode says once that its guarantee ends here.
+    fn give_up_cell_order(&mut self) {
+        if self.exact && !self.order_given_up {
+            eprintln!(
+                "warning: the KV cache ({} cells) is full: freed cells are reused out of \
+                 order, so from here exact mode may not give ar's tokens; raise --ctx",
+                self.context
+            );
+            self.order_given_up = true;
+        }
+        self.reclaim();
+    }
+
     pub fn load(path: &Path, options: &LlamaOptions) -> Result<Self> {
         let load_err = |reason: String| ModelError::Load {
             path: path.display().to_string(),
@@ -267,16 +281,7 @@ impl LlamaLm {
         }
         let mut status = self.ctx.decode(&mut self.batch);
         if status == Err(DecodeError::NoKvCacheSlot) && self.retired {
-            // Out of room: give up cell order for room (see the module comment).
-            if self.exact && !self.order_given_up {
-                eprintln!(
-                    "warning: the KV cache ({} cells) is full: freed cells are reused out of \
-                     order, so from here exact mode may not give ar's tokens; raise --ctx",
-                    self.context
-                );
-                self.order_given_up = true;
-            }
-            self.reclaim();
+            self.give_up_cell_order();
             status = self.ctx.decode(&mut self.batch);
         }
         if pad > 0 {
