@@ -28,6 +28,7 @@ fn letters(steps: usize) -> Letters {
 fn spec(prompt: String) -> SampleSpec {
     SampleSpec {
         response: String::new(),
+        follow_up: None,
         prompt,
         stop: vec![],
         max_tokens: 8,

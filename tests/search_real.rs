@@ -2,13 +2,14 @@
 
 mod common;
 
-use seed::decode::{Engine, EngineConfig, EngineKind, Sampling};
+use seed::decode::{Engine, EngineConfig, EngineKind, Request, Sampling};
 use seed::model::Model;
 use seed::search::algorithms::{search, Generation, SearchConfig};
-use seed::search::task::Task;
+use seed::search::llm::render;
+use seed::search::task::{Chain, Layout, Task};
 use seed::search::tasks::data::{self, DataDir};
 use seed::search::tasks::{game24::Game24, gsm8k::Gsm8k, text::Text};
-use seed::search::tree::{Status, Tree};
+use seed::search::tree::{Phase, Status, Tree};
 
 fn engine(kind: EngineKind) -> Engine {
     let draft =
@@ -84,6 +85,60 @@ fn greedy_trees_of_ar_and_seed_are_identical_on_every_task() {
             seed.signature(),
             "{}: trees differ",
             task.name()
+        );
+    }
+}
+
+/// GSM8K laid out as one chain of thought: each evaluation (and the last
+/// step) is a follow-up turn whose tokens begin with the chain-of-thought
+/// prompt and the state, so the prefix cache serves them; the tree is the
+/// same with the cache off.
+#[test]
+fn continued_gsm8k_evaluations_reuse_the_chain_so_far() {
+    let _lock = common::REAL_MODEL_LOCK.lock();
+    let (question, gold) = data::gsm8k(&datasets(), 0).expect("GSM8K data");
+    let task = Gsm8k::new(&question, &gold, 2).with_layout(Layout::Continue);
+    let config = SearchConfig {
+        k: 1,
+        sampling: Sampling {
+            temperature: 0.7,
+            ..Sampling::default()
+        },
+        ..SearchConfig::default()
+    };
+    let run = |prefix_cache: bool| {
+        let config_of_engine = EngineConfig {
+            kind: EngineKind::Ar,
+            prefix_cache,
+            ..EngineConfig::default()
+        };
+        let mut engine =
+            Engine::new(Box::new(common::smollm_exact(8192)), None, config_of_engine).unwrap();
+        let tree = search(&mut engine, &task, &config, &mut |_, _| {}).unwrap();
+        let cot = render(&engine, &task.chain(Chain::StepByStep)).unwrap();
+        let request = Request {
+            prompts: vec![cot],
+            ..Request::default()
+        };
+        (tree, engine.tokenize(request).unwrap().prompts[0].len())
+    };
+    let (cached, cot_tokens) = run(true);
+    let (fresh, _) = run(false);
+    assert_eq!(cached.signature(), fresh.signature(), "trees differ");
+    let evaluations: Vec<_> = cached
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Evaluate)
+        .collect();
+    assert!(!evaluations.is_empty());
+    for s in evaluations {
+        assert!(
+            s.stats.prompt_reused >= s.prompts * cot_tokens,
+            "step {}: {} of {} prompt tokens reused, {} prompts of at least {cot_tokens}",
+            s.step,
+            s.stats.prompt_reused,
+            s.stats.prompt_tokens,
+            s.prompts
         );
     }
 }

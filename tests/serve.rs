@@ -583,7 +583,16 @@ fn remote_llm_equals_the_local_engine() {
     let mut request = engine_request(&users, 3, 0.0, 7);
     request.stop = vec!["\n".into()];
     let remote_out = {
-        request.prompts = users.iter().map(|u| remote.chat(u).unwrap()).collect();
+        request.prompts = users
+            .iter()
+            .map(|u| {
+                let message = seed::model::ChatMessage {
+                    role: "user".into(),
+                    content: u.to_string(),
+                };
+                remote.chat(&[message]).unwrap()
+            })
+            .collect();
         remote.generate(&request).unwrap()
     };
     request.prompts = users

@@ -11,6 +11,7 @@ use crate::decode::{
     divergences_from, Engine, EngineConfig, EngineKind, Output, Request, RunStats, TraceEvent,
     TreeShape,
 };
+use crate::model::ChatMessage;
 use crate::search::algorithms::{search, SearchConfig};
 use crate::search::llm::Llm;
 use anyhow::{bail, Context, Result};
@@ -114,8 +115,8 @@ struct Recorder<'a> {
 }
 
 impl Llm for Recorder<'_> {
-    fn chat(&self, user: &str) -> Result<String> {
-        Ok(self.engine.chat_prompt(user)?)
+    fn chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        Ok(self.engine.chat(messages)?)
     }
 
     fn generate(&mut self, request: &Request) -> Result<Output> {

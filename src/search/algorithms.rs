@@ -7,7 +7,7 @@
 //! task's rules are kept in the tree as invalid, and states whose value the
 //! rules decide are not sent to the model for evaluation.
 
-use super::llm::Llm;
+use super::llm::{render, Llm};
 use super::task::{Chain, SampleSpec, Task};
 use super::tree::{Phase, Status, StepRecord, Tree};
 use crate::choice_enum;
@@ -149,7 +149,7 @@ impl Searcher<'_, '_> {
         let first = &specs[0];
         let prompts = specs
             .iter()
-            .map(|s| Ok(self.llm.chat(&s.prompt)? + &s.response))
+            .map(|s| render(&*self.llm, s))
             .collect::<Result<Vec<_>>>()?;
         let request = Request {
             prompts,

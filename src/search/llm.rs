@@ -1,19 +1,47 @@
 //! What the search needs from a language model: batch requests.
 
+use super::task::SampleSpec;
 use crate::decode::{Completion, Engine, Output, Request, RunStats};
+use crate::model::{transcript, ChatMessage};
 use anyhow::Result;
 use std::collections::HashMap;
 
 pub trait Llm {
-    /// Renders a user message with the model's chat template.
-    fn chat(&self, user: &str) -> Result<String>;
+    /// Renders a conversation with the model's chat template, ready for the
+    /// assistant's reply.
+    fn chat(&self, messages: &[ChatMessage]) -> Result<String>;
     /// Runs one batch request.
     fn generate(&mut self, request: &Request) -> Result<Output>;
 }
 
+/// A spec's prompt as the model reads it: the user message rendered, then the
+/// answer so far that the samples continue; or, with a follow-up, the whole
+/// conversation, the answer so far being the model's finished turn.
+pub fn render(llm: &dyn Llm, spec: &SampleSpec) -> Result<String> {
+    let message = |role: &str, content: &str| ChatMessage {
+        role: role.into(),
+        content: content.into(),
+    };
+    let user = message("user", &spec.prompt);
+    match &spec.follow_up {
+        None => Ok(llm.chat(&[user])? + &spec.response),
+        Some(follow_up) => llm.chat(&[
+            user,
+            message("assistant", &spec.response),
+            message("user", follow_up),
+        ]),
+    }
+}
+
+/// A conversation as plain text, for models the caller renders for (scripts
+/// and servers, which apply their own template to one user message).
+pub fn plain(messages: &[ChatMessage]) -> Result<String> {
+    Ok(transcript(messages, |user| Ok(user.to_string()))?)
+}
+
 impl Llm for Engine {
-    fn chat(&self, user: &str) -> Result<String> {
-        Ok(self.chat_prompt(user)?)
+    fn chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        Ok(Engine::chat(self, messages)?)
     }
 
     fn generate(&mut self, request: &Request) -> Result<Output> {
@@ -41,8 +69,8 @@ impl ScriptedLlm {
 }
 
 impl Llm for ScriptedLlm {
-    fn chat(&self, user: &str) -> Result<String> {
-        Ok(user.to_string())
+    fn chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        plain(messages)
     }
 
     fn generate(&mut self, request: &Request) -> Result<Output> {

@@ -2,8 +2,10 @@
 //! model's answers, and how to check a final answer.
 //!
 //! A state is the text of the thoughts so far (one thought per line group).
-//! Prompts are plain user messages; the search renders them with the model's
-//! chat template and sends each step to the engine as one batch request.
+//! Prompts are plain user messages (with the model's answer so far, and a
+//! follow-up message where a layout asks for one); the search renders them with
+//! the model's chat template and sends each step to the engine as one batch
+//! request.
 //!
 //! A `step` argument is the number of thoughts already in `state`: 0 at the
 //! root, `steps() - 1` when asking for the last thought.
@@ -16,6 +18,10 @@ pub struct SampleSpec {
     /// The model's answer so far, which the samples continue: the prompt is
     /// the rendered user message followed by it (see [`Layout`]).
     pub response: String,
+    /// A user message after `response`, which is then the model's finished
+    /// turn: the samples answer this message. A call about a state asked as a
+    /// follow-up turn begins with the tokens of the calls that made the state.
+    pub follow_up: Option<String>,
     /// Strings that end one thought.
     pub stop: Vec<String>,
     pub max_tokens: usize,
@@ -27,8 +33,10 @@ crate::choice_enum!(
         /// Inside a new user message per call (the Tree of Thoughts layout).
         Separate = "separate",
         /// As the model's answer so far, so that the next step's prompt is
-        /// the previous prompt and the step it produced: the prefix cache
-        /// reuses every token of the path (GSM8K; other tasks keep theirs).
+        /// the previous prompt and the step it produced, and a state's
+        /// evaluation (and the final step) is a follow-up turn after it: the
+        /// prefix cache reuses every token of the path (GSM8K; other tasks
+        /// keep theirs).
         Continue = "continue",
     }
 );

@@ -2,6 +2,7 @@
 //! ([`Llm`]) over one: `seed solve --engine http://HOST:PORT/v1`.
 
 use crate::decode::{Completion, FinishReason, Output, Request, RunStats};
+use crate::model::ChatMessage;
 use crate::search::llm::Llm;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -221,9 +222,10 @@ impl RemoteLlm {
 }
 
 impl Llm for RemoteLlm {
-    /// The message as it is: the server renders it.
-    fn chat(&self, user: &str) -> Result<String> {
-        Ok(user.to_string())
+    /// The message as it is: the server renders it (a longer conversation
+    /// goes as one message holding its transcript).
+    fn chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        crate::search::llm::plain(messages)
     }
 
     fn generate(&mut self, request: &Request) -> Result<Output> {

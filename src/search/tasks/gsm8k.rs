@@ -17,6 +17,10 @@ const IO: &str = include_str!("../../../prompts/gsm8k/io.txt");
 const VALUE: &str = include_str!("../../../prompts/gsm8k/value.txt");
 const VALUE_FINAL: &str = include_str!("../../../prompts/gsm8k/value_final.txt");
 const VOTE: &str = include_str!("../../../prompts/gsm8k/vote.txt");
+// Follow-up turns after the chain of thought that wrote a state (`--layout continue`).
+const FINAL_TURN: &str = include_str!("../../../prompts/gsm8k/final_turn.txt");
+const VALUE_TURN: &str = include_str!("../../../prompts/gsm8k/value_turn.txt");
+const VALUE_FINAL_TURN: &str = include_str!("../../../prompts/gsm8k/value_final_turn.txt");
 
 /// The most sub-questions on a path unless the caller asks otherwise.
 pub const DEFAULT_STEPS: usize = 5;
@@ -43,9 +47,9 @@ impl Gsm8k {
         }
     }
 
-    /// Lays out the step prompts as `layout` says: `Continue` asks for each
-    /// step but the last as the next line of the chain of thought's answer
-    /// (the last keeps its own prompt, which asks for the final answer).
+    /// Lays out the prompts as `layout` says: `Continue` asks for each step
+    /// but the last as the next line of the chain of thought's answer, and for
+    /// the last step and every evaluation in a follow-up turn after it.
     pub fn with_layout(mut self, layout: Layout) -> Self {
         self.layout = layout;
         self
@@ -53,6 +57,20 @@ impl Gsm8k {
 
     pub fn gold(&self) -> &str {
         &self.gold
+    }
+
+    /// A call about `state` as a follow-up turn after the chain of thought
+    /// that wrote it, so that its tokens begin with the state's own; `None` in
+    /// the separate layout or at the root.
+    fn follow_up(&self, state: &str, message: String, max_tokens: usize) -> Option<SampleSpec> {
+        let continued = self.layout == Layout::Continue && !state.trim().is_empty();
+        continued.then(|| SampleSpec {
+            response: state.trim().to_string(),
+            follow_up: Some(message),
+            stop: vec!["\n".into()],
+            max_tokens,
+            ..self.chain(Chain::StepByStep)
+        })
     }
 
     fn steps_text(state: &str) -> &str {
@@ -141,6 +159,10 @@ impl Task for Gsm8k {
                 ..self.chain(Chain::StepByStep)
             };
         }
+        let final_turn = last.then(|| self.follow_up(state, FINAL_TURN.to_string(), 128));
+        if let Some(spec) = final_turn.flatten() {
+            return spec;
+        }
         let template = if last { FINAL } else { THOUGHT };
         let steps = match state.trim() {
             "" => "(none yet)\n".to_string(),
@@ -153,6 +175,7 @@ impl Task for Gsm8k {
         ];
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: render(template, &vars),
             // One thought is one line.
             stop: vec!["\n".into()],
@@ -184,19 +207,28 @@ impl Task for Gsm8k {
     /// whether it answers the whole problem (a step may state "The answer is"
     /// for an intermediate amount).
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
-        if self.is_finished(state) {
+        let finished = self.is_finished(state);
+        let (before, latest) = split_latest(state);
+        let turn = match finished {
+            true => VALUE_FINAL_TURN.to_string(),
+            false => render(VALUE_TURN, &[("latest", latest)]),
+        };
+        if let Some(spec) = self.follow_up(state, turn, 16) {
+            return spec;
+        }
+        if finished {
             let vars = [
                 ("question", self.question.as_str()),
                 ("steps", state.trim()),
             ];
             return SampleSpec {
                 response: String::new(),
+                follow_up: None,
                 prompt: render(VALUE_FINAL, &vars),
                 stop: vec!["\n".into()],
                 max_tokens: 16,
             };
         }
-        let (before, latest) = split_latest(state);
         let vars = [
             ("question", self.question.as_str()),
             ("steps", Self::steps_text(before)),
@@ -204,6 +236,7 @@ impl Task for Gsm8k {
         ];
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: render(VALUE, &vars),
             stop: vec!["\n".into()],
             max_tokens: 16,
@@ -223,6 +256,7 @@ impl Task for Gsm8k {
     fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: vote_prompt(&render(VOTE, &[("question", &self.question)]), states),
             stop: vec![],
             max_tokens: 300,
@@ -258,6 +292,7 @@ impl Task for Gsm8k {
         let vars = [("examples", EXAMPLES), ("question", self.question.as_str())];
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: render(template, &vars),
             stop: ["\nExample problem:", "\nNow the problem", "\nProblem:"]
                 .map(String::from)
@@ -412,10 +447,39 @@ mod tests {
         let second = whole(t.sample(step, 1));
         assert!(second.starts_with(&format!("{first}{step}")), "{second}");
         assert!(second.ends_with('\n'));
-        // The last step keeps the prompt that asks for the final answer.
-        let last = t.sample(&format!("{step}\nQuestion: ..."), 2);
-        assert!(last.response.is_empty() && last.prompt.contains("Write only the last step"));
-        let separate = Gsm8k::new("How many clips?", "#### 72", 3).sample(step, 1);
-        assert!(separate.response.is_empty() && separate.prompt.contains(step));
+        // The last step and every evaluation are follow-up turns after the
+        // chain of thought that wrote the state.
+        let state = format!("{step}\nQuestion: How many in June? Answer: 24 - 4 = 20.");
+        let turn = |spec: SampleSpec| (spec.prompt, spec.response, spec.follow_up.unwrap());
+        let (prompt, response, ask) = turn(t.sample(&state, 2));
+        assert_eq!(
+            (prompt.as_str(), response.as_str()),
+            (first.as_str(), state.as_str())
+        );
+        assert!(ask.starts_with("Write only the last step"), "{ask}");
+        let (prompt, response, ask) = turn(t.value(&state, 2));
+        assert_eq!(
+            (prompt.as_str(), response.as_str()),
+            (first.as_str(), state.as_str())
+        );
+        assert!(ask.contains("latest step for solving the problem?\nQuestion: How many in June?"));
+        let done = format!("{state}\nQuestion: In all? Answer: 48 + 20 = 68. The answer is 68.");
+        let (_, response, ask) = turn(t.value(&done, 3));
+        assert_eq!(response, done);
+        assert!(ask.starts_with("Does your solution answer"), "{ask}");
+        // At the root there is no turn to follow: the prompts of their own stay.
+        assert!(Gsm8k::new("q", "1", 1)
+            .with_layout(Layout::Continue)
+            .sample("", 0)
+            .follow_up
+            .is_none());
+        let separate = Gsm8k::new("How many clips?", "#### 72", 3);
+        let spec = separate.sample(step, 1);
+        assert!(spec.response.is_empty() && spec.prompt.contains(step));
+        assert!(separate.value(&state, 2).follow_up.is_none());
+        assert!(separate
+            .sample(&state, 2)
+            .prompt
+            .contains("Write only the last step"));
     }
 }

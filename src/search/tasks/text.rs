@@ -136,6 +136,7 @@ impl Task for Text {
         if step == 0 {
             return SampleSpec {
                 response: String::new(),
+                follow_up: None,
                 prompt: render(COT, &[("input", &self.input)]),
                 stop: vec!["Passage:".into()],
                 max_tokens: 300,
@@ -144,6 +145,7 @@ impl Task for Text {
         let plan = strip_label(state.split("Passage:").next().unwrap_or(""), "Plan:");
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: render(PASSAGE, &[("input", &self.input), ("plan", plan)]),
             stop: vec![],
             max_tokens: 700,
@@ -181,6 +183,7 @@ impl Task for Text {
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: score_prompt(passage_of(state)),
             stop: vec![],
             max_tokens: 300,
@@ -205,6 +208,7 @@ impl Task for Text {
         let instruction = render(COT, &[("input", &self.input)]);
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: vote_prompt(&instruction, states),
             stop: vec![],
             max_tokens: 600,
@@ -227,6 +231,7 @@ impl Task for Text {
         };
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: render(template, &[("input", &self.input)]),
             stop: vec![],
             max_tokens: 1000,

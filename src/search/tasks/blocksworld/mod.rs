@@ -89,6 +89,7 @@ impl Task for Blocksworld {
         let now = describe_state(&self.simulate(state).state);
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: render(ICL, &[("state", &now), ("goal", &self.goal_text())]),
             stop: vec!["\n".into()],
             max_tokens: 32,
@@ -140,6 +141,7 @@ impl Task for Blocksworld {
         let now = describe_state(&self.simulate(before).state);
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: render(
                 SELF_EVAL,
                 &[
@@ -180,6 +182,7 @@ impl Task for Blocksworld {
         );
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: vote_prompt(&instruction, states),
             stop: vec![],
             max_tokens: 400,

@@ -89,6 +89,7 @@ impl Task for Game24 {
     fn sample(&self, state: &str, _step: usize) -> SampleSpec {
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: self.cot_prompt(state),
             stop: vec!["\n".into()],
             max_tokens: 60,
@@ -102,6 +103,7 @@ impl Task for Game24 {
         let prompt = render(PROPOSE, &[("input", &self.current_numbers(state))]);
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: prompt.trim_end().to_string(),
             stop: vec![],
             max_tokens: 200,
@@ -155,6 +157,7 @@ impl Task for Game24 {
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: render(VALUE, &[("input", &self.current_numbers(state))]),
             stop: vec![],
             max_tokens: 120,
@@ -172,6 +175,7 @@ impl Task for Game24 {
     fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt: vote_prompt(&render(VOTE, &[("input", &self.input)]), states),
             stop: vec![],
             max_tokens: 300,
@@ -190,6 +194,7 @@ impl Task for Game24 {
         };
         SampleSpec {
             response: String::new(),
+            follow_up: None,
             prompt,
             stop: vec!["\nInput:".into()],
             max_tokens: 200,
