@@ -29,8 +29,9 @@ pub struct SearchArgs {
     pub steps: Option<usize>,
     /// Where a state's steps go in the prompts that extend it: separate (a
     /// new user message per call, ToT's layout) or continue (GSM8K: the
-    /// steps as the model's answer so far, so the prefix cache reuses the
-    /// previous call's prompt and completion).
+    /// steps as the model's answer so far, and the last step and every
+    /// evaluation as a follow-up turn after it, so the prefix cache reuses
+    /// the previous calls' prompts and completions).
     #[arg(long, default_value = "separate")]
     pub layout: Layout,
     /// Samples per evaluation prompt.
