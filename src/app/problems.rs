@@ -66,7 +66,9 @@ pub fn dataset_problems(
                 }
                 TaskName::Game24 => Box::new(Game24::new(&data::game24(&dir, i)?)?),
                 TaskName::Text => Box::new(Text::new(&data::text(&dir, i)?)?),
-                TaskName::Blocksworld => Box::new(data::blocksworld(&dir, i)?.task(steps)?),
+                TaskName::Blocksworld => {
+                    Box::new(data::blocksworld(&dir, i)?.task(steps)?.with_layout(layout))
+                }
             };
             Ok(Problem {
                 label: i.to_string(),

@@ -28,10 +28,10 @@ pub struct SearchArgs {
     #[arg(long)]
     pub steps: Option<usize>,
     /// Where a state's steps go in the prompts that extend it: separate (a
-    /// new user message per call, ToT's layout) or continue (GSM8K: the
-    /// steps as the model's answer so far, and the last step and every
-    /// evaluation as a follow-up turn after it, so the prefix cache reuses
-    /// the previous calls' prompts and completions).
+    /// new user message per call, ToT's layout) or continue (GSM8K and
+    /// Blocksworld: the steps as the model's answer so far, and on GSM8K the
+    /// last step and every evaluation as a follow-up turn after it, so the
+    /// prefix cache reuses the previous calls' prompts and completions).
     #[arg(long, default_value = "separate")]
     pub layout: Layout,
     /// Samples per evaluation prompt.

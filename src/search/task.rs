@@ -35,8 +35,8 @@ crate::choice_enum!(
         /// As the model's answer so far, so that the next step's prompt is
         /// the previous prompt and the step it produced, and a state's
         /// evaluation (and the final step) is a follow-up turn after it: the
-        /// prefix cache reuses every token of the path (GSM8K; other tasks
-        /// keep theirs).
+        /// prefix cache reuses every token of the path (GSM8K; Blocksworld
+        /// continues the plan from the initial state; other tasks keep theirs).
         Continue = "continue",
     }
 );

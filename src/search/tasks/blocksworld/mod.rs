@@ -20,7 +20,7 @@ pub use world::Simulation;
 use std::collections::BTreeSet;
 
 use super::{parse_votes, render, vote_prompt};
-use crate::search::task::{Chain, Check, Ruling, SampleSpec, Task};
+use crate::search::task::{Chain, Check, Layout, Ruling, SampleSpec, Task};
 
 const ICL: &str = include_str!("../../../../prompts/blocksworld/icl.txt");
 const SELF_EVAL: &str = include_str!("../../../../prompts/blocksworld/self_eval.txt");
@@ -35,6 +35,7 @@ pub struct Blocksworld {
     problem: Problem,
     steps: usize,
     description: String,
+    layout: Layout,
 }
 
 impl Blocksworld {
@@ -49,7 +50,16 @@ impl Blocksworld {
             problem,
             steps: steps.max(1),
             description,
+            layout: Layout::Separate,
         }
+    }
+
+    /// Lays out the action prompts as `layout` says: `Continue` asks for the
+    /// next action as the next line of the plan the model is writing from the
+    /// initial state (RAP's separate layout restates the state reached).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// Simulates each non-empty line of `plan` as one action.
@@ -84,13 +94,26 @@ impl Task for Blocksworld {
     }
 
     /// RAP's few-shot plans, then the current state and the goal; the model
-    /// writes the next action as the plan's first line.
+    /// writes the next action as the plan's first line. Continued, the state
+    /// is the initial one and the plan so far is the model's answer.
     fn sample(&self, state: &str, _step: usize) -> SampleSpec {
-        let now = describe_state(&self.simulate(state).state);
+        let (from, plan) = match self.layout {
+            Layout::Separate => (self.simulate(state).state, String::new()),
+            Layout::Continue => match state.trim() {
+                "" => (self.problem.init.clone(), String::new()),
+                plan => (self.problem.init.clone(), format!("{plan}\n")),
+            },
+        };
         SampleSpec {
-            response: String::new(),
+            response: plan,
             follow_up: None,
-            prompt: render(ICL, &[("state", &now), ("goal", &self.goal_text())]),
+            prompt: render(
+                ICL,
+                &[
+                    ("state", &describe_state(&from)),
+                    ("goal", &self.goal_text()),
+                ],
+            ),
             stop: vec!["\n".into()],
             max_tokens: 32,
         }
@@ -367,5 +390,22 @@ mod tests {
             ["pick up the red block", "put down the red block"]
         );
         assert!(t.problem().starts_with("As initial conditions"));
+    }
+
+    #[test]
+    fn continued_actions_extend_the_plan_from_the_initial_state() {
+        let (separate, inst) = task(0);
+        let t = inst.task(None).unwrap().with_layout(Layout::Continue);
+        let first = t.sample("", 0);
+        assert_eq!(first, separate.sample("", 0));
+        let plan = t.extend("", &inst.gold_plan[0]);
+        let next = t.sample(&plan, 1);
+        assert_eq!(
+            next.prompt, first.prompt,
+            "the initial state, not the one reached"
+        );
+        assert_eq!(next.response, format!("{plan}\n"));
+        let restated = separate.sample(&plan, 1);
+        assert!(restated.response.is_empty() && restated.prompt != first.prompt);
     }
 }
