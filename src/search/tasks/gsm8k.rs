@@ -6,7 +6,7 @@
 //! for that final step. A step whose stated arithmetic is wrong is worth 0.
 
 use super::calc;
-use super::{numbers_in, parse_votes, render, vote_prompt};
+use super::{answer_so_far, numbers_in, parse_votes, render, vote_prompt};
 use crate::search::task::{Chain, Check, Layout, Ruling, SampleSpec, Task};
 
 const EXAMPLES: &str = include_str!("../../../prompts/gsm8k/examples.txt");
@@ -148,12 +148,8 @@ impl Task for Gsm8k {
     fn sample(&self, state: &str, step: usize) -> SampleSpec {
         let last = step + 1 >= self.steps;
         if self.layout == Layout::Continue && !last {
-            let response = match state.trim() {
-                "" => String::new(),
-                s => format!("{s}\n"),
-            };
             return SampleSpec {
-                response,
+                response: answer_so_far(state),
                 stop: vec!["\n".into()],
                 max_tokens: 128,
                 ..self.chain(Chain::StepByStep)

@@ -16,6 +16,14 @@ pub mod text;
 /// The Tree-of-Thoughts vote instruction, shared by every task's `vote`.
 const VOTE_PROMPT: &str = include_str!("../../../prompts/text/vote.txt");
 
+/// A state as the model's answer so far, ready for its next line.
+pub fn answer_so_far(state: &str) -> String {
+    match state.trim() {
+        "" => String::new(),
+        steps => format!("{steps}\n"),
+    }
+}
+
 /// Fills `{name}` placeholders in one pass, so braces inside the values are
 /// never expanded again; unknown placeholders (ToT's literal `{s}`) stay as they are.
 pub fn render(template: &str, vars: &[(&str, &str)]) -> String {

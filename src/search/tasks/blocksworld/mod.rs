@@ -19,7 +19,7 @@ pub use world::Simulation;
 
 use std::collections::BTreeSet;
 
-use super::{parse_votes, render, vote_prompt};
+use super::{answer_so_far, parse_votes, render, vote_prompt};
 use crate::search::task::{Chain, Check, Layout, Ruling, SampleSpec, Task};
 
 const ICL: &str = include_str!("../../../../prompts/blocksworld/icl.txt");
@@ -99,10 +99,7 @@ impl Task for Blocksworld {
     fn sample(&self, state: &str, _step: usize) -> SampleSpec {
         let (from, plan) = match self.layout {
             Layout::Separate => (self.simulate(state).state, String::new()),
-            Layout::Continue => match state.trim() {
-                "" => (self.problem.init.clone(), String::new()),
-                plan => (self.problem.init.clone(), format!("{plan}\n")),
-            },
+            Layout::Continue => (self.problem.init.clone(), answer_so_far(state)),
         };
         SampleSpec {
             response: plan,
