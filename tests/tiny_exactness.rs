@@ -269,22 +269,28 @@ fn another_seed_or_sample_gives_other_samples() {
     }
 }
 
+/// What [`extending_calls`] saw.
+#[derive(Default)]
+struct Extended {
+    outputs: Vec<Vec<Vec<u32>>>,
+    /// Prompt tokens the later calls reused, in the target and the draft model.
+    reused: usize,
+    draft_reused: usize,
+    /// Tokens of the later calls' prompts that earlier calls computed
+    /// (prompt and fed completion).
+    computed_before: usize,
+}
+
 /// Three calls as a search makes them: each prompt of the next call is a
-/// prompt of this one, one of its completions and more text. Returns the
-/// outputs, the prompt tokens reused by the later calls, and the tokens of
-/// theirs that earlier calls computed (prompt and fed completion).
-fn extending_calls(
-    config: Config,
-    prefix_cache: bool,
-    temperature: f32,
-) -> (Vec<Vec<Vec<u32>>>, usize, usize) {
+/// prompt of this one, one of its completions and more text.
+fn extending_calls(config: Config, prefix_cache: bool, temperature: f32) -> Extended {
     let mut e = engine(config);
     e.config.prefix_cache = prefix_cache;
     let mut prompts = vec![
         "q: two plus two\na:".to_string(),
         "q: hello\na:".to_string(),
     ];
-    let (mut outputs, mut reused, mut computed_before) = (Vec::new(), 0, 0);
+    let mut seen = Extended::default();
     for call in 0..3 {
         let req = Request {
             prompts: prompts.clone(),
@@ -299,12 +305,13 @@ fn extending_calls(
         };
         let out = e.generate(&req).unwrap();
         if call > 0 {
-            reused += out.stats.prompt_reused;
+            seen.reused += out.stats.prompt_reused;
+            seen.draft_reused += out.stats.draft_prompt_reused;
         }
         let kept: Vec<_> = out.completions.iter().step_by(2).collect();
         if call < 2 {
             // A token per character; a completion's last token was never fed.
-            computed_before += kept
+            seen.computed_before += kept
                 .iter()
                 .map(|c| prompts[c.prompt_index].len() + c.text.len() - 1)
                 .sum::<usize>();
@@ -313,9 +320,9 @@ fn extending_calls(
             .iter()
             .map(|c| format!("{}{} so", prompts[c.prompt_index], c.text))
             .collect();
-        outputs.push(tokens(&out));
+        seen.outputs.push(tokens(&out));
     }
-    (outputs, reused, computed_before)
+    seen
 }
 
 #[test]
@@ -330,20 +337,40 @@ fn prompts_that_extend_earlier_completions_reuse_them_and_change_nothing() {
         (Mcsd, None, Fcfs, Model, Length::Fixed),
     ];
     for temperature in [0.0, 0.8] {
-        let (reference, _, _) = extending_calls(AR, false, temperature);
+        let reference = extending_calls(AR, false, temperature).outputs;
         for config in configs {
-            let (cached, reused, computed_before) = extending_calls(config, true, temperature);
-            assert_eq!(cached, reference, "{config:?} at {temperature}, cache on");
-            assert!(
-                reused >= computed_before,
-                "{config:?} at {temperature}: reused {reused} of {computed_before}"
-            );
-            let (uncached, reused, _) = extending_calls(config, false, temperature);
+            let cached = extending_calls(config, true, temperature);
             assert_eq!(
-                uncached, reference,
+                cached.outputs, reference,
+                "{config:?} at {temperature}, cache on"
+            );
+            let (reused, before) = (cached.reused, cached.computed_before);
+            assert!(
+                reused >= before,
+                "{config:?} at {temperature}: reused {reused} of {before}"
+            );
+            // The draft model keeps its completions too, each up to a draft
+            // (gamma 3) and a token short: it is fed the last accepted tokens
+            // only when it drafts again. The later calls extend 4 completions
+            // of 12 tokens, so keeping prompts alone would fall 48 short.
+            let draft_reused = cached.draft_reused;
+            match (config.0, config.3) {
+                (Seed | Sd | Mcsd, Model) => assert!(
+                    draft_reused + 4 * (3 + 1) >= before,
+                    "{config:?} at {temperature}: draft reused {draft_reused} of {before}"
+                ),
+                _ => assert_eq!(draft_reused, 0, "{config:?}: no draft model"),
+            }
+            let uncached = extending_calls(config, false, temperature);
+            assert_eq!(
+                uncached.outputs, reference,
                 "{config:?} at {temperature}, cache off"
             );
-            assert_eq!(reused, 0, "{config:?}: nothing is reused without the cache");
+            assert_eq!(
+                uncached.reused + uncached.draft_reused,
+                0,
+                "{config:?}: nothing is reused without the cache"
+            );
         }
     }
 }

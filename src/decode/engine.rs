@@ -14,7 +14,7 @@
 
 use super::admission::{Needs, Tokenized, PREFIX_CACHE_SHARE};
 use super::batch::{finished_texts, Admitted, Batch, Event, RequestId};
-use super::branch::{Branch, BranchStart, Limits, Origin};
+use super::branch::{Branch, BranchStart, KvSeq, Limits, Origin};
 use super::config::{EngineConfig, EngineKind};
 use super::dedup::SamplePlan;
 use super::error::{DecodeError, Result};
@@ -22,7 +22,7 @@ use super::faults;
 use super::noise::Noise;
 use super::output::{Output, RunStats};
 use super::prefill::{process_prompts, sample_seqs};
-use super::prefix::PrefixCache;
+use super::prefix::{PrefillStats, PrefixCache};
 use super::request::Request;
 use super::round::Round;
 use super::sampling::Sampler;
@@ -209,7 +209,11 @@ impl Engine {
             counts.reused + stats.prompt_tokens - prompts.iter().map(Vec::len).sum::<usize>();
         stats.prompt_seams = counts.seams;
         let draft_roots = match self.draft_prefill(&prompts) {
-            Ok(roots) => roots,
+            Ok(Some((roots, counts))) => {
+                stats.draft_prompt_reused = counts.reused;
+                Some(roots)
+            }
+            Ok(None) => None,
             Err(e) => {
                 target_roots.iter().for_each(|&s| self.target.release(s));
                 return Err(e);
@@ -226,7 +230,10 @@ impl Engine {
     }
 
     /// The draft model's prompt sequences, where the engine drafts with it.
-    fn draft_prefill(&mut self, prompts: &[Vec<Token>]) -> Result<Option<Vec<SeqId>>> {
+    fn draft_prefill(
+        &mut self,
+        prompts: &[Vec<Token>],
+    ) -> Result<Option<(Vec<SeqId>, PrefillStats)>> {
         if !self.config.needs_draft_model() {
             return Ok(None);
         }
@@ -236,7 +243,7 @@ impl Engine {
             .expect("checked in Engine::new")
             .as_mut();
         let cache = self.config.prefix_cache.then_some(&mut self.draft_cache);
-        Ok(Some(process_prompts(draft, cache, prompts)?.0))
+        Ok(Some(process_prompts(draft, cache, prompts)?))
     }
 
     /// One branch per decoded sample, each with its own sequences.
@@ -439,19 +446,19 @@ impl Engine {
         events
     }
 
-    /// Keeps finished branches' prompts and text in the target's prefix
-    /// cache, as SGLang's radix cache keeps finished requests: a later prompt
-    /// that begins with them (a search's next step, an evaluation of the
-    /// state) reuses their KV. A branch that cannot be kept just is not.
+    /// Keeps finished branches' prompts and text in the prefix caches of the
+    /// target and of the draft model, as SGLang's radix cache keeps finished
+    /// requests: a later prompt that begins with them (a search's next step,
+    /// an evaluation of the state) reuses their KV in both models. A branch
+    /// that cannot be kept just is not.
     fn keep_completions(&mut self, finished: &[Branch]) {
         for b in finished {
-            let kv = b.target();
-            let tokens = &b.tokens()[..kv.cached];
-            let kept = self
-                .target_cache
-                .insert_completion(self.target.as_mut(), tokens, kv.seq);
-            if let Err(e) = kept {
-                eprintln!("warning: a completion was not kept in the prefix cache: {e}");
+            keep_completion(&mut self.target_cache, self.target.as_mut(), b, b.target());
+            if let (Some(draft), Some(mut kv)) = (self.draft.as_mut(), b.draft()) {
+                // A draft sequence may be a token short of its count: the
+                // tokens last counted for it were never fed.
+                kv.cached = kv.cached.min(draft.seq_len(kv.seq).unwrap_or(0));
+                keep_completion(&mut self.draft_cache, draft.as_mut(), b, kv);
             }
         }
     }
@@ -511,6 +518,14 @@ impl Engine {
                 d.reclaim();
             }
         }
+    }
+}
+
+/// Keeps the tokens of `branch` that `kv` holds in `cache`.
+fn keep_completion(cache: &mut PrefixCache, model: &mut dyn Model, branch: &Branch, kv: KvSeq) {
+    let tokens = &branch.tokens()[..kv.cached];
+    if let Err(e) = cache.insert_completion(model, tokens, kv.seq) {
+        eprintln!("warning: a completion was not kept in the prefix cache: {e}");
     }
 }
 

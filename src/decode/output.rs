@@ -67,6 +67,8 @@ pub struct RunStats {
     pub prompt_reused: usize,
     /// Prompts that left a kept completion part way (see `PrefillStats::seams`).
     pub prompt_seams: usize,
+    /// Prompt tokens of the draft model not computed (0 without one).
+    pub draft_prompt_reused: usize,
     /// Seconds spent processing prompts (target and draft), before decoding.
     pub prompt_s: f64,
     pub generated_tokens: usize,
@@ -85,6 +87,7 @@ impl RunStats {
         self.prompt_tokens += other.prompt_tokens;
         self.prompt_reused += other.prompt_reused;
         self.prompt_seams += other.prompt_seams;
+        self.draft_prompt_reused += other.draft_prompt_reused;
         self.prompt_s += other.prompt_s;
         self.generated_tokens += other.generated_tokens;
         self.copied_tokens += other.copied_tokens;
