@@ -194,7 +194,7 @@ fn bench_compares_configurations_and_writes_its_files() {
         "--task",
         "gsm8k",
         "--problems",
-        "0",
+        "0-1",
         "--steps",
         "1",
         "--k",
@@ -231,6 +231,13 @@ fn bench_compares_configurations_and_writes_its_files() {
     assert_eq!(results[0]["prompt_tokens_reused"], 0);
     assert!(results[1]["prompt_tokens_reused"].as_u64().unwrap() > 0);
     assert!(results[2]["accept_rate"].as_f64().unwrap() > 0.0);
+    // Runs with the prefix cache start with the instructions both problems share cached.
+    assert_eq!(results[0]["warm_prompt_tokens"], 0);
+    assert!(results[1]["warm_prompt_tokens"].as_u64().unwrap() > 50);
+    assert_eq!(
+        results[1]["warm_prompt_tokens"],
+        results[2]["warm_prompt_tokens"]
+    );
     for file in ["bench.json", "bench.csv", "speedup.svg", "timeline.svg"] {
         assert!(dir.path().join(file).exists(), "{file} missing");
     }

@@ -3,6 +3,7 @@
 //! engine returns plain decoding's samples for the same seed).
 
 use super::load::ModelArgs;
+use super::preamble::shared_preambles;
 use super::problems::{dataset_problems, parse_range, Problem, TaskName};
 use super::report::{charts, csv, table, Row};
 use super::search_args::SearchArgs;
@@ -66,6 +67,11 @@ pub struct BenchArgs {
     /// Also write the per-configuration results to this JSON file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Start every run with an empty prefix cache. By default each run starts
+    /// with the text that every problem's prompts begin with (instructions
+    /// and examples) cached, as a long-running `solve` or `serve` has it.
+    #[arg(long)]
+    pub cold: bool,
 }
 
 /// One configuration's name and engine settings.
@@ -139,6 +145,7 @@ struct Run {
     signature: String,
     stats: RunStats,
     requests: usize,
+    warm_tokens: usize,
     timeline: Option<Vec<TraceEvent>>,
     log: Vec<(Request, Output)>,
 }
@@ -151,6 +158,7 @@ struct Tally {
     problems: usize,
     correct: usize,
     stats: RunStats,
+    warm_tokens: usize,
     /// The trace of its first request with several branches.
     timeline: Option<Vec<TraceEvent>>,
     /// Problems whose tree differs from the reference's.
@@ -164,6 +172,7 @@ impl Tally {
         self.problems += 1;
         self.correct += usize::from(run.correct);
         self.stats.add(&run.stats);
+        self.warm_tokens += run.warm_tokens;
         if self.timeline.is_none() {
             self.timeline = run.timeline.take();
         }
@@ -177,6 +186,7 @@ struct Bench<'a> {
     configs: &'a [Config],
     search: &'a SearchConfig,
     reference: usize,
+    cold: bool,
     bar: ProgressBar,
 }
 
@@ -185,12 +195,13 @@ impl Bench<'_> {
     /// falls on all alike.
     fn run_all(&mut self, problems: &[Problem]) -> Result<Vec<Tally>> {
         let mut tallies: Vec<Tally> = self.configs.iter().map(|_| Tally::default()).collect();
-        for p in problems {
+        for (i, p) in problems.iter().enumerate() {
+            let preambles = self.preambles(problems, i)?;
             let mut runs = Vec::with_capacity(self.configs.len());
             for (c, tally) in self.configs.iter().zip(&mut tallies) {
                 self.bar
                     .set_message(format!("{} {}: {}", p.task.name(), p.label, c.name));
-                let mut run = self.search_once(c, p)?;
+                let mut run = self.search_once(c, p, &preambles)?;
                 tally.add(&mut run);
                 runs.push(run);
                 self.bar.inc(1);
@@ -201,9 +212,34 @@ impl Bench<'_> {
         Ok(tallies)
     }
 
-    fn search_once(&mut self, config: &Config, p: &Problem) -> Result<Run> {
+    /// The texts problem `i`'s prompts share with another problem's (none
+    /// when cold or alone).
+    fn preambles(&self, problems: &[Problem], i: usize) -> Result<Vec<String>> {
+        let other = if i + 1 < problems.len() {
+            i + 1
+        } else {
+            i.wrapping_sub(1)
+        };
+        match problems.get(other) {
+            Some(q) if !self.cold => {
+                shared_preambles(&self.engine, problems[i].task.as_ref(), q.task.as_ref())
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn search_once(&mut self, config: &Config, p: &Problem, preambles: &[String]) -> Result<Run> {
         self.engine.config = config.engine.clone();
         self.engine.forget_past_requests();
+        let mut warm_tokens = 0;
+        let warmed = if config.engine.prefix_cache {
+            preambles
+        } else {
+            &[]
+        };
+        for preamble in warmed {
+            warm_tokens += self.engine.warm_prefix_cache(preamble)?;
+        }
         let mut recorder = Recorder {
             engine: &mut self.engine,
             stats: RunStats::default(),
@@ -221,6 +257,7 @@ impl Bench<'_> {
             signature: tree.signature(),
             stats: recorder.stats,
             requests: recorder.requests,
+            warm_tokens,
             timeline: recorder.timeline,
             log: recorder.log,
         })
@@ -269,6 +306,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .iter()
             .position(|c| c.engine.kind == EngineKind::Ar)
             .unwrap_or(0),
+        cold: args.cold,
         bar: progress_bar(problems.len() * configs.len()),
     };
     let tallies = bench.run_all(&problems)?;
@@ -283,6 +321,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if args.fast { "fast" } else { "exact" },
         args.temperature
     );
+    let warm = rows[0].warm_prompt_tokens;
+    match args.cold {
+        true => println!("every run started with an empty prefix cache (--cold)"),
+        false => println!(
+            "every run started with the text all problems' prompts begin with cached \
+             ({warm} tokens over the problems, computed untimed; --cold starts empty)"
+        ),
+    }
     write_reports(&args, &configs, &rows, &tallies)?;
     check_identity(&rows, reference)?;
     println!("identity check: every configuration built the same trees as {reference}");
@@ -351,6 +397,7 @@ fn rows(configs: &[Config], tallies: &[Tally]) -> Vec<Row> {
                 prompt_tokens: s.prompt_tokens,
                 prompt_tokens_reused: s.prompt_reused,
                 prompt_seams: s.prompt_seams,
+                warm_prompt_tokens: t.warm_tokens,
                 prompt_s: s.prompt_s,
                 prompt_share: s.prompt_s / t.wall_s.max(f64::MIN_POSITIVE),
                 requests: t.requests,

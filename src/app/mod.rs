@@ -6,6 +6,7 @@ mod generate;
 pub mod load;
 mod loadtest;
 mod models;
+mod preamble;
 mod problems;
 mod report;
 mod search_args;

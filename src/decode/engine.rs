@@ -110,6 +110,20 @@ impl Engine {
         self.target.reclaim();
     }
 
+    /// Computes `prompt` into the prefix caches as an earlier request would
+    /// have, without keeping it for n-gram drafts; returns its tokens.
+    pub fn warm_prefix_cache(&mut self, prompt: &str) -> Result<usize> {
+        let request = Request {
+            prompts: vec![prompt.to_string()],
+            max_tokens: 1,
+            ..Request::default()
+        };
+        let history = std::mem::take(&mut self.batch.history);
+        let output = self.generate(&request);
+        self.batch.history = history;
+        Ok(output?.stats.prompt_tokens)
+    }
+
     /// Renders a user message with the target's chat template.
     pub fn chat_prompt(&self, user: &str) -> Result<String> {
         Ok(self.target.chat_prompt(user)?)

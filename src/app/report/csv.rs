@@ -88,6 +88,7 @@ mod tests {
             prompt_tokens: 40,
             prompt_tokens_reused: 10,
             prompt_seams: 2,
+            warm_prompt_tokens: 0,
             prompt_s: 0.25,
             prompt_share: 0.25 / 12.34567,
             requests: 7,

@@ -22,6 +22,9 @@ pub struct Row {
     pub prompt_tokens_reused: usize,
     /// Prompts that left a kept completion part way (a seam or a cut step).
     pub prompt_seams: usize,
+    /// Prompt tokens cached, untimed, before each run: the text every
+    /// problem's prompts begin with (0 with `--cold`).
+    pub warm_prompt_tokens: usize,
     /// Seconds of prompt processing, which no decoding method shortens.
     pub prompt_s: f64,
     /// `prompt_s` as a share of `wall_s`.
