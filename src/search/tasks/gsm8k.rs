@@ -205,11 +205,13 @@ impl Task for Gsm8k {
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
         let finished = self.is_finished(state);
         let (before, latest) = split_latest(state);
+        // The follow-up does not restate the latest step: it ends the turn
+        // just before, and every token restated is computed again per state.
         let turn = match finished {
-            true => VALUE_FINAL_TURN.to_string(),
-            false => render(VALUE_TURN, &[("latest", latest)]),
+            true => VALUE_FINAL_TURN,
+            false => VALUE_TURN,
         };
-        if let Some(spec) = self.follow_up(state, turn, 16) {
+        if let Some(spec) = self.follow_up(state, turn.to_string(), 16) {
             return spec;
         }
         if finished {
@@ -458,7 +460,9 @@ mod tests {
             (prompt.as_str(), response.as_str()),
             (first.as_str(), state.as_str())
         );
-        assert!(ask.contains("latest step for solving the problem?\nQuestion: How many in June?"));
+        // It rates the step that ends the turn before, without restating it.
+        assert!(ask.starts_with("How helpful is your latest step"), "{ask}");
+        assert!(!ask.contains("June"), "{ask}");
         let done = format!("{state}\nQuestion: In all? Answer: 48 + 20 = 68. The answer is 68.");
         let (_, response, ask) = turn(t.value(&done, 3));
         assert_eq!(response, done);
