@@ -293,7 +293,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.data.as_deref(),
         parse_range("--problems", &args.problems)?,
         args.search.steps,
-        args.search.layout,
+        args.search.layout(args.task),
     )?;
     let engine = load_engine(&args, &configs)?;
     std::fs::create_dir_all(&args.out)

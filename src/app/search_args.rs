@@ -32,8 +32,10 @@ pub struct SearchArgs {
     /// Blocksworld: the steps as the model's answer so far, and on GSM8K the
     /// last step and every evaluation as a follow-up turn after it, so the
     /// prefix cache reuses the previous calls' prompts and completions).
-    #[arg(long, default_value = "separate")]
-    pub layout: Layout,
+    /// Default: continue for GSM8K (as accurate and faster, BENCHMARKS.md),
+    /// separate for the others.
+    #[arg(long)]
+    pub layout: Option<Layout>,
     /// Samples per evaluation prompt.
     #[arg(long, default_value_t = 1)]
     pub n_evaluate: usize,
@@ -61,6 +63,15 @@ pub struct SearchArgs {
 }
 
 impl SearchArgs {
+    /// The prompt layout for `task`: the one asked for, else the task's default.
+    pub fn layout(&self, task: TaskName) -> Layout {
+        self.layout.unwrap_or(if task == TaskName::Gsm8k {
+            Layout::Continue
+        } else {
+            Layout::Separate
+        })
+    }
+
     /// The search settings for `task` at `temperature`, checked.
     pub fn config(&self, task: TaskName, temperature: f32) -> Result<SearchConfig> {
         let config = SearchConfig {
@@ -99,5 +110,36 @@ impl SearchArgs {
         }
         .validate()?;
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        search: SearchArgs,
+    }
+
+    fn layout(args: &[&str], task: TaskName) -> Layout {
+        let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
+        cli.search.layout(task)
+    }
+
+    #[test]
+    fn gsm8k_continues_its_chain_of_thought_unless_told_otherwise() {
+        assert_eq!(layout(&[], TaskName::Gsm8k), Layout::Continue);
+        assert_eq!(layout(&[], TaskName::Blocksworld), Layout::Separate);
+        assert_eq!(
+            layout(&["--layout", "separate"], TaskName::Gsm8k),
+            Layout::Separate
+        );
+        assert_eq!(
+            layout(&["--layout", "continue"], TaskName::Blocksworld),
+            Layout::Continue
+        );
     }
 }

@@ -70,7 +70,7 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
                 "question",
                 Box::new(
                     Gsm8k::new(q, &gold, steps.unwrap_or(gsm8k::DEFAULT_STEPS))
-                        .with_layout(args.search.layout),
+                        .with_layout(args.search.layout(args.task)),
                 ),
                 !gold.is_empty(),
             )
@@ -82,7 +82,7 @@ fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
             args.data.as_deref(),
             parse_range("--index", range)?,
             steps,
-            args.search.layout,
+            args.search.layout(args.task),
         ),
         (TaskName::Gsm8k, ..) => bail!("give one of --question TEXT or --index N"),
         (TaskName::Game24, ..) => bail!("give one of --puzzle \"4 5 6 10\" or --index N"),
