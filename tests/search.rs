@@ -399,3 +399,30 @@ fn chains_take_the_majority_answer() {
     assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("x"));
     assert_eq!(llm.requests[0].n, 1);
 }
+
+#[test]
+fn the_final_choice_is_counted_where_right_and_wrong_answers_compete() {
+    let choices = |chains: &[&str]| {
+        let mut llm = ScriptedLlm::default().answer("chain:StepByStep", chains);
+        let config = SearchConfig {
+            method: Method::CotSc,
+            k: chains.len(),
+            ..SearchConfig::default()
+        };
+        let tree = search(&mut llm, &letters(3), &config, &mut |_, _| {}).unwrap();
+        (tree.ranking.answer_choices, tree.ranking.right_chosen)
+    };
+    // "bc" is the right answer of the letters task.
+    assert_eq!(choices(&["bc", "y", "y"]), (1, 0), "the majority was wrong");
+    assert_eq!(
+        choices(&["y", "bc", "bc"]),
+        (1, 1),
+        "the majority was right"
+    );
+    assert_eq!(
+        choices(&["x", "y", "y"]),
+        (0, 0),
+        "no right answer to choose"
+    );
+    assert_eq!(choices(&["bc", "bc"]), (0, 0), "no wrong answer to avoid");
+}

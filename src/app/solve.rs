@@ -201,6 +201,8 @@ impl Totals {
         self.tokens += tree.generated_tokens();
         self.ranking.decisions += tree.ranking.decisions;
         self.ranking.right_kept += tree.ranking.right_kept;
+        self.ranking.answer_choices += tree.ranking.answer_choices;
+        self.ranking.right_chosen += tree.ranking.right_chosen;
     }
 
     fn print(&self) {
@@ -221,6 +223,12 @@ impl Totals {
             println!(
                 "evaluation kept a state on a right path in {} of {} selections that had one beside a wrong one",
                 r.right_kept, r.decisions
+            );
+        }
+        if r.answer_choices > 0 {
+            println!(
+                "the final answer was right in {} of {} problems whose finished states gave a right and a wrong answer",
+                r.right_chosen, r.answer_choices
             );
         }
     }

@@ -9,7 +9,7 @@
 
 use super::llm::{render, Llm};
 use super::task::{Chain, SampleSpec, Task};
-use super::tree::{Phase, Status, StepRecord, Tree};
+use super::tree::{Node, Phase, Status, StepRecord, Tree};
 use crate::choice_enum;
 use crate::decode::{Request, Sampling};
 use anyhow::Result;
@@ -111,6 +111,7 @@ pub fn search(
         Method::Cot => s.chains(Chain::StepByStep, 1)?,
         Method::CotSc => s.chains(Chain::StepByStep, config.k)?,
     };
+    s.count_answer_choice(final_node);
     s.tree.path = s.tree.path_to(final_node);
     s.tree.answer = Some(task.check(&s.tree.nodes[final_node].state));
     s.tree.wall_s = s.start.elapsed().as_secs_f64();
@@ -412,6 +413,22 @@ impl Searcher<'_, '_> {
             if kept.iter().any(|c| right(c) == Some(true)) {
                 self.tree.ranking.right_kept += 1;
             }
+        }
+    }
+
+    /// Counts the final choice in the tree's ranking where the finished
+    /// states gave both a right and a wrong answer.
+    fn count_answer_choice(&mut self, chosen: usize) {
+        let right = |n: &Node| self.task.check(&n.state).correct;
+        let finished = self.tree.nodes.iter().filter(|n| n.finished);
+        let (some_right, some_wrong) = finished.fold((false, false), |(r, w), n| {
+            let ok = right(n);
+            (r || ok, w || !ok)
+        });
+        if some_right && some_wrong {
+            self.tree.ranking.answer_choices += 1;
+            let chosen_right = right(&self.tree.nodes[chosen]);
+            self.tree.ranking.right_chosen += usize::from(chosen_right);
         }
     }
 

@@ -47,6 +47,11 @@ pub struct Node {
 pub struct Ranking {
     pub decisions: usize,
     pub right_kept: usize,
+    /// Searches whose finished states gave a right and a wrong answer, and
+    /// those of them whose chosen answer was right: how well the final
+    /// choice (the value-weighted vote, the majority) picks among them.
+    pub answer_choices: usize,
+    pub right_chosen: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
