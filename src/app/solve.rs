@@ -199,10 +199,7 @@ impl Totals {
         self.right += usize::from(right);
         self.seconds += tree.wall_s;
         self.tokens += tree.generated_tokens();
-        self.ranking.decisions += tree.ranking.decisions;
-        self.ranking.right_kept += tree.ranking.right_kept;
-        self.ranking.answer_choices += tree.ranking.answer_choices;
-        self.ranking.right_chosen += tree.ranking.right_chosen;
+        self.ranking.add(&tree.ranking);
     }
 
     fn print(&self) {

@@ -9,7 +9,7 @@
 
 use super::llm::{render, Llm};
 use super::task::{Chain, SampleSpec, Task};
-use super::tree::{Node, Phase, Status, StepRecord, Tree};
+use super::tree::{Phase, Status, StepRecord, Tree};
 use crate::choice_enum;
 use crate::decode::{Request, Sampling};
 use anyhow::Result;
@@ -111,9 +111,10 @@ pub fn search(
         Method::Cot => s.chains(Chain::StepByStep, 1)?,
         Method::CotSc => s.chains(Chain::StepByStep, config.k)?,
     };
-    s.count_answer_choice(final_node);
+    let answer = task.check(&s.tree.nodes[final_node].state);
+    s.count_answer_choice(answer.correct);
     s.tree.path = s.tree.path_to(final_node);
-    s.tree.answer = Some(task.check(&s.tree.nodes[final_node].state));
+    s.tree.answer = Some(answer);
     s.tree.wall_s = s.start.elapsed().as_secs_f64();
     Ok(s.tree)
 }
@@ -418,16 +419,13 @@ impl Searcher<'_, '_> {
 
     /// Counts the final choice in the tree's ranking where the finished
     /// states gave both a right and a wrong answer.
-    fn count_answer_choice(&mut self, chosen: usize) {
-        let right = |n: &Node| self.task.check(&n.state).correct;
-        let finished = self.tree.nodes.iter().filter(|n| n.finished);
-        let (some_right, some_wrong) = finished.fold((false, false), |(r, w), n| {
-            let ok = right(n);
-            (r || ok, w || !ok)
-        });
-        if some_right && some_wrong {
+    fn count_answer_choice(&mut self, chosen_right: bool) {
+        let verdicts: Vec<bool> = (self.tree.nodes.iter())
+            .filter(|n| n.finished)
+            .map(|n| self.task.check(&n.state).correct)
+            .collect();
+        if verdicts.contains(&true) && verdicts.contains(&false) {
             self.tree.ranking.answer_choices += 1;
-            let chosen_right = right(&self.tree.nodes[chosen]);
             self.tree.ranking.right_chosen += usize::from(chosen_right);
         }
     }

@@ -54,6 +54,16 @@ pub struct Ranking {
     pub right_chosen: usize,
 }
 
+impl Ranking {
+    /// Adds another search's counts.
+    pub fn add(&mut self, other: &Ranking) {
+        self.decisions += other.decisions;
+        self.right_kept += other.right_kept;
+        self.answer_choices += other.answer_choices;
+        self.right_chosen += other.right_chosen;
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
