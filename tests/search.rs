@@ -262,6 +262,23 @@ fn vote_evaluation_and_propose_generation() {
     assert_eq!((llm.requests[0].n, llm.requests[1].n), (1, 3));
 }
 
+#[test]
+fn proposals_of_several_samples_are_pooled_once_each_up_to_k() {
+    let mut llm = ScriptedLlm::default()
+        .answer("propose:[]", &["a,b", "b,c", "d,a"])
+        .answer("value:", &["1"]);
+    let config = SearchConfig {
+        generation: seed::search::algorithms::Generation::Propose,
+        n_propose: 3,
+        k: 3,
+        ..SearchConfig::default()
+    };
+    let tree = search(&mut llm, &letters(1), &config, &mut |_, _| {}).unwrap();
+    let thoughts: Vec<&str> = tree.nodes[1..].iter().map(|n| n.thought.as_str()).collect();
+    assert_eq!(thoughts, ["a", "b", "c"]);
+    assert_eq!(llm.requests[0].n, 3);
+}
+
 /// The script, and a third level where every state is worth 1.
 fn deep_script() -> ScriptedLlm {
     script()

@@ -18,12 +18,13 @@ pub struct SearchArgs {
     /// State evaluation: value or vote (default: vote for text, else value).
     #[arg(long)]
     pub evaluate: Option<Evaluation>,
-    /// Thoughts per expanded state.
-    #[arg(long, default_value_t = 3)]
-    pub k: usize,
-    /// States kept per step (BFS) or beam width.
-    #[arg(long, default_value_t = 1)]
-    pub b: usize,
+    /// Thoughts per expanded state; chains of cot-sc (default: 20 for
+    /// game24, every proposal in practice; else 3).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// States kept per step (BFS) or beam width (default: 5 for game24, else 1).
+    #[arg(long)]
+    pub b: Option<usize>,
     /// Thought steps (default: the task's).
     #[arg(long)]
     pub steps: Option<usize>,
@@ -39,6 +40,10 @@ pub struct SearchArgs {
     /// Samples per evaluation prompt.
     #[arg(long, default_value_t = 1)]
     pub n_evaluate: usize,
+    /// Samples of each propose prompt, their proposals pooled (default: 3
+    /// for game24, else 1).
+    #[arg(long)]
+    pub n_propose: Option<usize>,
     #[arg(long, default_value = "greedy")]
     pub select: Selection,
     /// DFS: prune children scoring below this.
@@ -62,6 +67,33 @@ pub struct SearchArgs {
     pub seed: u64,
 }
 
+/// How wide a task searches unless told.
+struct Breadth {
+    k: usize,
+    b: usize,
+    n_propose: usize,
+}
+
+impl Breadth {
+    /// Game of 24 as Tree of Thoughts searches it (every proposal, 5 states
+    /// kept per step), pooling three samples of each propose prompt: the
+    /// default target lists few steps in one answer (BENCHMARKS.md).
+    fn of(task: TaskName) -> Self {
+        match task {
+            TaskName::Game24 => Breadth {
+                k: 20,
+                b: 5,
+                n_propose: 3,
+            },
+            _ => Breadth {
+                k: 3,
+                b: 1,
+                n_propose: 1,
+            },
+        }
+    }
+}
+
 impl SearchArgs {
     /// The prompt layout for `task`: the one asked for, else the task's default.
     pub fn layout(&self, task: TaskName) -> Layout {
@@ -74,6 +106,7 @@ impl SearchArgs {
 
     /// The search settings for `task` at `temperature`, checked.
     pub fn config(&self, task: TaskName, temperature: f32) -> Result<SearchConfig> {
+        let breadth = Breadth::of(task);
         let config = SearchConfig {
             method: self.method,
             generation: self.generate.unwrap_or(if task == TaskName::Game24 {
@@ -86,10 +119,11 @@ impl SearchArgs {
             } else {
                 Evaluation::Value
             }),
-            k: self.k,
-            b: self.b,
+            k: self.k.unwrap_or(breadth.k),
+            b: self.b.unwrap_or(breadth.b),
             steps: self.steps,
             n_evaluate: self.n_evaluate,
+            n_propose: self.n_propose.unwrap_or(breadth.n_propose),
             selection: self.select,
             threshold: self.threshold,
             budget: self.budget,
@@ -127,6 +161,22 @@ mod tests {
     fn layout(args: &[&str], task: TaskName) -> Layout {
         let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
         cli.search.layout(task)
+    }
+
+    #[test]
+    fn game24_searches_as_wide_as_tree_of_thoughts_unless_told_otherwise() {
+        let config = |args: &[&str], task| {
+            let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
+            let c = cli.search.config(task, 0.7).unwrap();
+            (c.k, c.b, c.n_propose)
+        };
+        assert_eq!(config(&[], TaskName::Game24), (20, 5, 3));
+        assert_eq!(config(&[], TaskName::Gsm8k), (3, 1, 1));
+        assert_eq!(
+            config(&["--k", "4", "--b", "2", "--n-propose", "1"], TaskName::Game24),
+            (4, 2, 1)
+        );
+        assert_eq!(config(&["--b", "2"], TaskName::Blocksworld), (3, 2, 1));
     }
 
     #[test]

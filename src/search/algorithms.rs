@@ -39,6 +39,9 @@ pub struct SearchConfig {
     pub steps: Option<usize>,
     /// Samples of each evaluation prompt.
     pub n_evaluate: usize,
+    /// `propose`: samples of each state's propose prompt, whose proposals
+    /// are pooled (a small model lists few next steps in one answer).
+    pub n_propose: usize,
     pub selection: Selection,
     /// DFS: children scoring below this are pruned.
     pub threshold: f64,
@@ -60,6 +63,7 @@ impl Default for SearchConfig {
             b: 1,
             steps: None,
             n_evaluate: 1,
+            n_propose: 1,
             selection: Selection::Greedy,
             threshold: 0.0,
             budget: 100,
@@ -78,6 +82,7 @@ impl SearchConfig {
         anyhow::ensure!(self.k >= 1, "k (thoughts per state) must be at least 1");
         anyhow::ensure!(self.b >= 1, "b (states kept per step) must be at least 1");
         anyhow::ensure!(self.n_evaluate >= 1, "n_evaluate must be at least 1");
+        anyhow::ensure!(self.n_propose >= 1, "n_propose must be at least 1");
         anyhow::ensure!(self.steps != Some(0), "steps must be at least 1");
         Ok(())
     }
@@ -204,7 +209,7 @@ impl Searcher<'_, '_> {
             ),
             Generation::Propose => (
                 states.iter().map(|s| self.task.propose(s, step)).collect(),
-                1,
+                self.config.n_propose,
             ),
         };
         let t0 = Instant::now();
@@ -223,17 +228,19 @@ impl Searcher<'_, '_> {
     }
 
     /// The thoughts in one prompt's samples, with their tokens: each sample
-    /// (`sample`), or each proposal of the one sample (`propose`), sharing
-    /// its tokens.
+    /// (`sample`), or each proposal of every sample in turn (`propose`),
+    /// sharing its sample's tokens.
     fn thoughts(&self, state: &str, samples: Vec<(String, usize)>) -> Vec<(String, usize)> {
         match self.config.generation {
             Generation::Sample => samples,
-            Generation::Propose => {
-                let (text, tokens) = samples.into_iter().next().unwrap_or_default();
-                let proposals = self.task.parse_proposals(state, &text);
-                let share = tokens / proposals.len().max(1);
-                proposals.into_iter().map(|p| (p, share)).collect()
-            }
+            Generation::Propose => samples
+                .into_iter()
+                .flat_map(|(text, tokens)| {
+                    let proposals = self.task.parse_proposals(state, &text);
+                    let share = tokens / proposals.len().max(1);
+                    proposals.into_iter().map(move |p| (p, share))
+                })
+                .collect(),
         }
     }
 

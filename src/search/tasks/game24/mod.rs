@@ -96,16 +96,18 @@ impl Task for Game24 {
         }
     }
 
-    /// Proposes next steps from the numbers left.
+    /// Proposes next steps from the numbers left. The answer begins by
+    /// repeating the example's header, so that the (chat) target goes on with
+    /// the list in its format, not a preamble, a numbered markdown list or a
+    /// Python program; it stops before a next "Input:".
     fn propose(&self, state: &str, _step: usize) -> SampleSpec {
-        // Without the template's final newline: after "Possible next steps:\n"
-        // the default (coder) target writes a Python program instead of the list.
-        let prompt = render(PROPOSE, &[("input", &self.current_numbers(state))]);
+        let numbers = self.current_numbers(state);
+        let prompt = render(PROPOSE, &[("input", &numbers)]);
         SampleSpec {
-            response: String::new(),
+            response: format!("Input: {numbers}\nPossible next steps:\n"),
             follow_up: None,
             prompt: prompt.trim_end().to_string(),
-            stop: vec![],
+            stop: vec!["Input:".into()],
             max_tokens: 200,
         }
     }
@@ -154,11 +156,15 @@ impl Task for Game24 {
         Some(self.pool(state).solvable())
     }
 
+    /// ToT's value prompt with examples of two numbers left added; the answer
+    /// begins with the numbers, as in the examples, so that the (chat) target
+    /// writes its calculations and a verdict rather than prose.
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
+        let numbers = self.current_numbers(state);
         SampleSpec {
-            response: String::new(),
+            response: format!("{numbers}\n"),
             follow_up: None,
-            prompt: render(VALUE, &[("input", &self.current_numbers(state))]),
+            prompt: render(VALUE, &[("input", &numbers)]).trim_end().to_string(),
             stop: vec![],
             max_tokens: 120,
         }
@@ -258,19 +264,19 @@ fn strip_answer_label(line: &str) -> &str {
     }
 }
 
-/// Drops list markers a chat model may put before a line ("1. ", "- ", "* ").
+/// Drops list markers a chat model may put around a line ("1. ", "- ", "* ",
+/// markdown emphasis: "1. **4 + 5 = 9 (left: 6 9 10)**").
 fn strip_bullet(line: &str) -> &str {
     let line = line.trim();
-    let rest = line.trim_start_matches(|c: char| c.is_ascii_digit());
-    if rest.len() < line.len() {
-        if let Some(r) = rest.strip_prefix(". ").or_else(|| rest.strip_prefix(") ")) {
-            return r.trim();
-        }
-    }
-    line.strip_prefix("- ")
+    let digits = line.trim_start_matches(|c: char| c.is_ascii_digit());
+    let numbered = (digits.len() < line.len())
+        .then(|| digits.strip_prefix(". ").or_else(|| digits.strip_prefix(") ")))
+        .flatten();
+    let line = numbered
+        .or_else(|| line.strip_prefix("- "))
         .or_else(|| line.strip_prefix("* "))
-        .unwrap_or(line)
-        .trim()
+        .unwrap_or(line);
+    line.trim().trim_matches(|c| c == '*' || c == '`').trim()
 }
 
 #[cfg(test)]
@@ -363,14 +369,15 @@ mod tests {
     #[test]
     fn proposals_are_parsed_from_lines_and_checked() {
         let t = task("2 8 8 14");
-        let out = "Possible next steps:\n2 + 8 = 10 (left: 8 10 14)\n1. 8 / 2 = 4 (left: 4 8 14)\n- 14 /  2 = 7 (left: 7 8 8)\nsome chatter\n2 + = 10 (left: 8)\n14 - 8 = 6";
+        let out = "Possible next steps:\n2 + 8 = 10 (left: 8 10 14)\n1. 8 / 2 = 4 (left: 4 8 14)\n- 14 /  2 = 7 (left: 7 8 8)\nsome chatter\n2 + = 10 (left: 8)\n14 - 8 = 6\n2. **2 * 8 = 16 (left: 8 14 16)**";
         assert_eq!(
             t.parse_proposals("", out),
             vec![
                 "2 + 8 = 10 (left: 8 10 14)",
                 "8 / 2 = 4 (left: 4 8 14)",
                 "14 /  2 = 7 (left: 7 8 8)",
-                "14 - 8 = 6"
+                "14 - 8 = 6",
+                "2 * 8 = 16 (left: 8 14 16)"
             ]
         );
         assert_eq!(
@@ -393,6 +400,9 @@ mod tests {
             .propose("2 + 8 = 10 (left: 8 10 14)", 1)
             .prompt
             .ends_with("Input: 8 10 14\nPossible next steps:"));
+        let spec = t.propose("2 + 8 = 10 (left: 8 10 14)", 1);
+        assert_eq!(spec.response, "Input: 8 10 14\nPossible next steps:\n");
+        assert_eq!(spec.stop, vec!["Input:".to_string()]);
     }
 
     #[test]
@@ -431,7 +441,9 @@ mod tests {
         let t = task("2 8 8 14");
         let outs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let state = "2 + 8 = 10 (left: 8 10 14)";
-        assert!(t.value(state, 1).prompt.ends_with("8 10 14\n"));
+        let spec = t.value(state, 1);
+        assert!(spec.prompt.ends_with("1 3 3 are all too small\nimpossible\n8 10 14"));
+        assert_eq!(spec.response, "8 10 14\n");
         let v = t.value_of(
             state,
             &outs(&[
