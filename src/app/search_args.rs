@@ -173,7 +173,10 @@ mod tests {
         assert_eq!(config(&[], TaskName::Game24), (20, 5, 3));
         assert_eq!(config(&[], TaskName::Gsm8k), (3, 1, 1));
         assert_eq!(
-            config(&["--k", "4", "--b", "2", "--n-propose", "1"], TaskName::Game24),
+            config(
+                &["--k", "4", "--b", "2", "--n-propose", "1"],
+                TaskName::Game24
+            ),
             (4, 2, 1)
         );
         assert_eq!(config(&["--b", "2"], TaskName::Blocksworld), (3, 2, 1));

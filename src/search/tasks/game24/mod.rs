@@ -270,7 +270,11 @@ fn strip_bullet(line: &str) -> &str {
     let line = line.trim();
     let digits = line.trim_start_matches(|c: char| c.is_ascii_digit());
     let numbered = (digits.len() < line.len())
-        .then(|| digits.strip_prefix(". ").or_else(|| digits.strip_prefix(") ")))
+        .then(|| {
+            digits
+                .strip_prefix(". ")
+                .or_else(|| digits.strip_prefix(") "))
+        })
         .flatten();
     let line = numbered
         .or_else(|| line.strip_prefix("- "))
@@ -442,7 +446,9 @@ mod tests {
         let outs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let state = "2 + 8 = 10 (left: 8 10 14)";
         let spec = t.value(state, 1);
-        assert!(spec.prompt.ends_with("1 3 3 are all too small\nimpossible\n8 10 14"));
+        assert!(spec
+            .prompt
+            .ends_with("1 3 3 are all too small\nimpossible\n8 10 14"));
         assert_eq!(spec.response, "8 10 14\n");
         let v = t.value_of(
             state,
