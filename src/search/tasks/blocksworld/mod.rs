@@ -26,6 +26,9 @@ const ICL: &str = include_str!("../../../../prompts/blocksworld/icl.txt");
 const SELF_EVAL: &str = include_str!("../../../../prompts/blocksworld/self_eval.txt");
 const VOTE: &str = include_str!("../../../../prompts/blocksworld/vote.txt");
 
+/// Where the examples' plans begin.
+const PLAN: &str = "[PLAN]";
+
 /// The ruled value of a state where the goal holds: above any model value
 /// (at most 1 for the verdicts plus 1 for the goal atoms).
 const SOLVED: f64 = 3.0;
@@ -96,21 +99,26 @@ impl Task for Blocksworld {
     /// RAP's few-shot plans, then the current state and the goal; the model
     /// writes the next action as the plan's first line. Continued, the state
     /// is the initial one and the plan so far is the model's answer.
+    /// The next action, as the next line of a plan: the model's answer begins
+    /// with the examples' "[PLAN]" (and, continued, the plan so far), so that
+    /// the (chat) target writes actions, not a comment on the request.
     fn sample(&self, state: &str, _step: usize) -> SampleSpec {
         let (from, plan) = match self.layout {
             Layout::Separate => (self.simulate(state).state, String::new()),
             Layout::Continue => (self.problem.init.clone(), answer_so_far(state)),
         };
+        let prompt = render(
+            ICL,
+            &[
+                ("state", &describe_state(&from)),
+                ("goal", &self.goal_text()),
+            ],
+        );
+        let request = prompt.trim_end().trim_end_matches(PLAN).trim_end();
         SampleSpec {
-            response: plan,
+            response: format!("{PLAN}\n{plan}"),
             follow_up: None,
-            prompt: render(
-                ICL,
-                &[
-                    ("state", &describe_state(&from)),
-                    ("goal", &self.goal_text()),
-                ],
-            ),
+            prompt: request.to_string(),
             stop: vec!["\n".into()],
             max_tokens: 32,
         }
@@ -364,7 +372,8 @@ mod tests {
             "As initial conditions I have that, {}\nMy goal is to have that",
             describe_state(&t.problem.init)
         )));
-        assert!(p.ends_with("[PLAN]\n"));
+        assert!(p.ends_with("My plan is as follows:"), "{p}");
+        assert_eq!(t.sample("", 0).response, "[PLAN]\n");
         let first = t.extend("", &inst.gold_plan[0]);
         let v = t.value(&first, 1).prompt;
         assert!(
@@ -401,8 +410,8 @@ mod tests {
             next.prompt, first.prompt,
             "the initial state, not the one reached"
         );
-        assert_eq!(next.response, format!("{plan}\n"));
+        assert_eq!(next.response, format!("[PLAN]\n{plan}\n"));
         let restated = separate.sample(&plan, 1);
-        assert!(restated.response.is_empty() && restated.prompt != first.prompt);
+        assert!(restated.response == "[PLAN]\n" && restated.prompt != first.prompt);
     }
 }
