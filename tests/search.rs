@@ -16,6 +16,8 @@ struct Letters {
     invalid: &'static [&'static str],
     /// States the rules value (at 10).
     ruled: &'static [&'static str],
+    /// The thoughts the task lists itself (`enumerate`), if it can.
+    listed: Option<&'static [&'static str]>,
 }
 
 fn letters(steps: usize) -> Letters {
@@ -82,6 +84,10 @@ impl Task for Letters {
             correct: state == "bc",
             score: 0.0,
         }
+    }
+    fn enumerate(&self, _: &str) -> Option<Vec<String>> {
+        self.listed
+            .map(|l| l.iter().map(|t| t.to_string()).collect())
     }
     fn check_thought(&self, _: &str, thought: &str) -> Result<String, String> {
         match self.invalid.contains(&thought) {
@@ -277,6 +283,39 @@ fn proposals_of_several_samples_are_pooled_once_each_up_to_k() {
     let thoughts: Vec<&str> = tree.nodes[1..].iter().map(|n| n.thought.as_str()).collect();
     assert_eq!(thoughts, ["a", "b", "c"]);
     assert_eq!(llm.requests[0].n, 3);
+}
+
+#[test]
+fn enumerated_thoughts_need_no_generation_call_and_a_task_that_lists_them() {
+    let mut llm = ScriptedLlm::default()
+        .answer("value:[a]", &["1"])
+        .answer("value:[b]", &["5"]);
+    let config = SearchConfig {
+        generation: seed::search::algorithms::Generation::Enumerate,
+        ..SearchConfig::default()
+    };
+    let task = Letters {
+        steps: 1,
+        listed: Some(&["a", "b"]),
+        ..Letters::default()
+    };
+    let tree = search(&mut llm, &task, &config, &mut |_, _| {}).unwrap();
+    let thoughts: Vec<&str> = tree.nodes[1..].iter().map(|n| n.thought.as_str()).collect();
+    assert_eq!(thoughts, ["a", "b"]);
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("b"));
+    assert!(llm
+        .requests
+        .iter()
+        .all(|r| r.prompts.iter().all(|p| p.contains("value:"))));
+    let err = search(
+        &mut ScriptedLlm::default(),
+        &letters(1),
+        &config,
+        &mut |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cannot list its next steps"), "{err}");
 }
 
 /// The script, and a third level where every state is worth 1.

@@ -12,14 +12,16 @@ use clap::Args;
 pub struct SearchArgs {
     #[arg(long, default_value = "bfs")]
     pub method: Method,
-    /// Thought generation: sample or propose (default: propose for game24, else sample).
+    /// Thought generation: sample, propose, or enumerate (the task lists the
+    /// valid next steps itself, as RAP's Blocksworld does) (default: propose
+    /// for game24, enumerate for blocksworld, else sample).
     #[arg(long)]
     pub generate: Option<Generation>,
     /// State evaluation: value or vote (default: vote for text, else value).
     #[arg(long)]
     pub evaluate: Option<Evaluation>,
     /// Thoughts per expanded state; chains of cot-sc (default: 20 for
-    /// game24, every proposal in practice; else 3).
+    /// game24 and blocksworld, every proposal or action in practice; else 3).
     #[arg(long)]
     pub k: Option<usize>,
     /// States kept per step (BFS) or beam width (default: 5 for game24, else 1).
@@ -77,13 +79,20 @@ struct Breadth {
 impl Breadth {
     /// Game of 24 as Tree of Thoughts searches it (every proposal, 5 states
     /// kept per step), pooling three samples of each propose prompt: the
-    /// default target lists few steps in one answer (BENCHMARKS.md).
+    /// default target lists few steps in one answer (README, accuracy).
+    /// Blocksworld takes every valid action the task lists.
     fn of(task: TaskName) -> Self {
         match task {
             TaskName::Game24 => Breadth {
                 k: 20,
                 b: 5,
                 n_propose: 3,
+            },
+            // Every valid action (4 blocks allow at most 20).
+            TaskName::Blocksworld => Breadth {
+                k: 20,
+                b: 1,
+                n_propose: 1,
             },
             _ => Breadth {
                 k: 3,
@@ -109,10 +118,10 @@ impl SearchArgs {
         let breadth = Breadth::of(task);
         let config = SearchConfig {
             method: self.method,
-            generation: self.generate.unwrap_or(if task == TaskName::Game24 {
-                Generation::Propose
-            } else {
-                Generation::Sample
+            generation: self.generate.unwrap_or(match task {
+                TaskName::Game24 => Generation::Propose,
+                TaskName::Blocksworld => Generation::Enumerate,
+                _ => Generation::Sample,
             }),
             evaluation: self.evaluate.unwrap_or(if task == TaskName::Text {
                 Evaluation::Vote
@@ -164,7 +173,7 @@ mod tests {
     }
 
     #[test]
-    fn game24_searches_as_wide_as_tree_of_thoughts_unless_told_otherwise() {
+    fn game24_and_blocksworld_search_wide_unless_told_otherwise() {
         let config = |args: &[&str], task| {
             let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
             let c = cli.search.config(task, 0.7).unwrap();
@@ -179,7 +188,8 @@ mod tests {
             ),
             (4, 2, 1)
         );
-        assert_eq!(config(&["--b", "2"], TaskName::Blocksworld), (3, 2, 1));
+        assert_eq!(config(&["--b", "2"], TaskName::Blocksworld), (20, 2, 1));
+        assert_eq!(config(&["--b", "2"], TaskName::Text), (3, 2, 1));
     }
 
     #[test]

@@ -22,7 +22,11 @@ use std::time::Instant;
 choice_enum!(pub Method "method" {
     Bfs = "bfs", Dfs = "dfs", Beam = "beam", Io = "io", Cot = "cot", CotSc = "cot-sc"
 });
-choice_enum!(pub Generation "generation" { Sample = "sample", Propose = "propose" });
+choice_enum!(pub Generation "generation" {
+    Sample = "sample",
+    Propose = "propose",
+    Enumerate = "enumerate",
+});
 choice_enum!(pub Evaluation "evaluation" { Value = "value", Vote = "vote" });
 choice_enum!(pub Selection "selection" { Greedy = "greedy", Sample = "sample" });
 
@@ -202,6 +206,9 @@ impl Searcher<'_, '_> {
             .iter()
             .map(|&p| self.tree.nodes[p].state.clone())
             .collect();
+        if self.config.generation == Generation::Enumerate {
+            return self.enumerate(parents, &states);
+        }
         let (specs, n): (Vec<SampleSpec>, usize) = match self.config.generation {
             Generation::Sample => (
                 states.iter().map(|s| self.task.sample(s, step)).collect(),
@@ -211,6 +218,7 @@ impl Searcher<'_, '_> {
                 states.iter().map(|s| self.task.propose(s, step)).collect(),
                 self.config.n_propose,
             ),
+            Generation::Enumerate => unreachable!("enumerated above"),
         };
         let t0 = Instant::now();
         let outputs = self.ask(&specs, n, step, Phase::Generate)?;
@@ -227,12 +235,30 @@ impl Searcher<'_, '_> {
         Ok(children)
     }
 
+    /// The children of `parents` as the task lists them, without a model
+    /// call; each costs no tokens.
+    fn enumerate(&mut self, parents: &[usize], states: &[String]) -> Result<Vec<usize>> {
+        let mut seen = HashSet::new();
+        let mut children = Vec::new();
+        for (&parent, state) in parents.iter().zip(states) {
+            let thoughts = self.task.enumerate(state).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} cannot list its next steps (--generate enumerate)",
+                    self.task.name()
+                )
+            })?;
+            let thoughts = thoughts.into_iter().map(|t| (t, 0)).collect();
+            children.extend(self.add_children(parent, state, thoughts, &mut seen));
+        }
+        Ok(children)
+    }
+
     /// The thoughts in one prompt's samples, with their tokens: each sample
     /// (`sample`), or each proposal of every sample in turn (`propose`),
     /// sharing its sample's tokens.
     fn thoughts(&self, state: &str, samples: Vec<(String, usize)>) -> Vec<(String, usize)> {
         match self.config.generation {
-            Generation::Sample => samples,
+            Generation::Sample | Generation::Enumerate => samples,
             Generation::Propose => samples
                 .into_iter()
                 .flat_map(|(text, tokens)| {

@@ -81,6 +81,12 @@ pub trait Task {
     fn propose(&self, state: &str, step: usize) -> SampleSpec;
     /// Splits a `propose` answer into thoughts.
     fn parse_proposals(&self, state: &str, output: &str) -> Vec<String>;
+    /// `enumerate` generation: every valid next thought, listed by the task's
+    /// rules with no model call (RAP's Blocksworld actions); `None` where the
+    /// task cannot list them.
+    fn enumerate(&self, _state: &str) -> Option<Vec<String>> {
+        None
+    }
     /// Appends a thought to a state.
     fn extend(&self, state: &str, thought: &str) -> String {
         if state.is_empty() {

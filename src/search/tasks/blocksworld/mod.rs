@@ -222,6 +222,17 @@ impl Task for Blocksworld {
     }
 
     /// The action must read as one and its preconditions must hold.
+    /// Every action whose preconditions hold after the plan so far, as RAP's
+    /// world model lists them; none once the plan broke a rule.
+    fn enumerate(&self, state: &str) -> Option<Vec<String>> {
+        let sim = self.simulate(state);
+        if sim.error.is_some() {
+            return Some(Vec::new());
+        }
+        let actions = self.domain.applicable(&sim.state, &self.problem.objects);
+        Some(actions.iter().map(Action::to_text).collect())
+    }
+
     fn check_thought(&self, state: &str, thought: &str) -> Result<String, String> {
         let line = thought.lines().map(str::trim).find(|l| !l.is_empty());
         let action =
@@ -396,6 +407,23 @@ mod tests {
             ["pick up the red block", "put down the red block"]
         );
         assert!(t.problem().starts_with("As initial conditions"));
+    }
+
+    #[test]
+    fn the_valid_actions_are_listed_and_the_gold_plan_is_among_them() {
+        let (t, inst) = task(0);
+        let mut plan = String::new();
+        for action in &inst.gold_plan {
+            let listed = t.enumerate(&plan).unwrap();
+            assert!(!listed.is_empty());
+            for a in &listed {
+                assert_eq!(t.check_thought(&plan, a).as_deref(), Ok(a.as_str()));
+            }
+            let gold = Action::parse(action, &t.problem.objects).unwrap().to_text();
+            assert!(listed.contains(&gold), "{gold} not in {listed:?}");
+            plan = t.extend(&plan, &gold);
+        }
+        assert!(t.check(&plan).correct);
     }
 
     #[test]

@@ -13,6 +13,35 @@ impl Domain {
         self.schemas.iter().find(|s| s.name == name)
     }
 
+    /// Every ground action over `objects` whose preconditions hold in `state`,
+    /// in schema order, then object order.
+    pub fn applicable(&self, state: &BTreeSet<Fact>, objects: &[String]) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for schema in &self.schemas {
+            let mut tuples: Vec<Vec<String>> = vec![Vec::new()];
+            for _ in &schema.params {
+                tuples = tuples
+                    .into_iter()
+                    .flat_map(|t| {
+                        objects
+                            .iter()
+                            .map(move |o| [t.clone(), vec![o.clone()]].concat())
+                    })
+                    .collect();
+            }
+            actions.extend(
+                tuples
+                    .into_iter()
+                    .map(|args| Action {
+                        name: schema.name.clone(),
+                        args,
+                    })
+                    .filter(|a| self.apply(state, a).is_ok()),
+            );
+        }
+        actions
+    }
+
     /// Applies a ground action: an error names the first precondition that fails.
     pub fn apply(&self, state: &BTreeSet<Fact>, action: &Action) -> Result<BTreeSet<Fact>> {
         let schema = self
