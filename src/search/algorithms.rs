@@ -206,10 +206,8 @@ impl Searcher<'_, '_> {
             .iter()
             .map(|&p| self.tree.nodes[p].state.clone())
             .collect();
-        if self.config.generation == Generation::Enumerate {
-            return self.enumerate(parents, &states);
-        }
         let (specs, n): (Vec<SampleSpec>, usize) = match self.config.generation {
+            Generation::Enumerate => return self.enumerate(parents, &states),
             Generation::Sample => (
                 states.iter().map(|s| self.task.sample(s, step)).collect(),
                 self.config.k,
@@ -218,7 +216,6 @@ impl Searcher<'_, '_> {
                 states.iter().map(|s| self.task.propose(s, step)).collect(),
                 self.config.n_propose,
             ),
-            Generation::Enumerate => unreachable!("enumerated above"),
         };
         let t0 = Instant::now();
         let outputs = self.ask(&specs, n, step, Phase::Generate)?;
