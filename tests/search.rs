@@ -275,7 +275,7 @@ fn proposals_of_several_samples_are_pooled_once_each_up_to_k() {
         .answer("value:", &["1"]);
     let config = SearchConfig {
         generation: seed::search::algorithms::Generation::Propose,
-        n_propose: 3,
+        n_propose: vec![3],
         k: 3,
         ..SearchConfig::default()
     };

@@ -24,7 +24,8 @@ pub struct SearchArgs {
     /// game24 and blocksworld, every proposal or action in practice; else 3).
     #[arg(long)]
     pub k: Option<usize>,
-    /// States kept per step (BFS) or beam width (default: 5 for game24, else 1).
+    /// States kept per step (BFS) or beam width (default: 5 for game24, 3
+    /// for blocksworld, else 1).
     #[arg(long)]
     pub b: Option<usize>,
     /// Thought steps (default: the task's).
@@ -42,10 +43,11 @@ pub struct SearchArgs {
     /// Samples per evaluation prompt.
     #[arg(long, default_value_t = 1)]
     pub n_evaluate: usize,
-    /// Samples of each propose prompt, their proposals pooled (default: 3
-    /// for game24, else 1).
-    #[arg(long)]
-    pub n_propose: Option<usize>,
+    /// Samples of each propose prompt, their proposals pooled; a list gives
+    /// one count per step, the last holding for the steps after it, as in
+    /// 3,1 (default: 3 for game24, else 1).
+    #[arg(long, value_delimiter = ',')]
+    pub n_propose: Option<Vec<usize>>,
     #[arg(long, default_value = "greedy")]
     pub select: Selection,
     /// DFS: prune children scoring below this.
@@ -73,31 +75,32 @@ pub struct SearchArgs {
 struct Breadth {
     k: usize,
     b: usize,
-    n_propose: usize,
+    n_propose: Vec<usize>,
 }
 
 impl Breadth {
     /// Game of 24 as Tree of Thoughts searches it (every proposal, 5 states
     /// kept per step), pooling three samples of each propose prompt: the
     /// default target lists few steps in one answer (README, accuracy).
-    /// Blocksworld takes every valid action the task lists.
+    /// Blocksworld takes every valid action the task lists and keeps 3 states.
     fn of(task: TaskName) -> Self {
         match task {
             TaskName::Game24 => Breadth {
                 k: 20,
                 b: 5,
-                n_propose: 3,
+                n_propose: vec![3],
             },
-            // Every valid action (4 blocks allow at most 20).
+            // Every valid action (4 blocks allow at most 20); with one state
+            // kept a single wrong pick ends a longer plan (README, accuracy).
             TaskName::Blocksworld => Breadth {
                 k: 20,
-                b: 1,
-                n_propose: 1,
+                b: 3,
+                n_propose: vec![1],
             },
             _ => Breadth {
                 k: 3,
                 b: 1,
-                n_propose: 1,
+                n_propose: vec![1],
             },
         }
     }
@@ -132,7 +135,7 @@ impl SearchArgs {
             b: self.b.unwrap_or(breadth.b),
             steps: self.steps,
             n_evaluate: self.n_evaluate,
-            n_propose: self.n_propose.unwrap_or(breadth.n_propose),
+            n_propose: self.n_propose.clone().unwrap_or(breadth.n_propose),
             selection: self.select,
             threshold: self.threshold,
             budget: self.budget,
@@ -179,17 +182,31 @@ mod tests {
             let c = cli.search.config(task, 0.7).unwrap();
             (c.k, c.b, c.n_propose)
         };
-        assert_eq!(config(&[], TaskName::Game24), (20, 5, 3));
-        assert_eq!(config(&[], TaskName::Gsm8k), (3, 1, 1));
+        assert_eq!(config(&[], TaskName::Game24), (20, 5, vec![3]));
+        assert_eq!(config(&[], TaskName::Gsm8k), (3, 1, vec![1]));
         assert_eq!(
             config(
-                &["--k", "4", "--b", "2", "--n-propose", "1"],
+                &["--k", "4", "--b", "2", "--n-propose", "3,1"],
                 TaskName::Game24
             ),
-            (4, 2, 1)
+            (4, 2, vec![3, 1])
         );
-        assert_eq!(config(&["--b", "2"], TaskName::Blocksworld), (20, 2, 1));
-        assert_eq!(config(&["--b", "2"], TaskName::Text), (3, 2, 1));
+        assert_eq!(config(&[], TaskName::Blocksworld), (20, 3, vec![1]));
+        assert_eq!(
+            config(&["--b", "2"], TaskName::Blocksworld),
+            (20, 2, vec![1])
+        );
+        assert_eq!(config(&["--b", "2"], TaskName::Text), (3, 2, vec![1]));
+    }
+
+    #[test]
+    fn the_last_propose_count_holds_for_the_later_steps() {
+        let cli = Cli::try_parse_from(["seed", "--n-propose", "3,2,1"]).unwrap();
+        let c = cli.search.config(TaskName::Game24, 0.7).unwrap();
+        let counts: Vec<usize> = (0..5).map(|s| c.n_propose_at(s)).collect();
+        assert_eq!(counts, [3, 2, 1, 1, 1]);
+        let zero = Cli::try_parse_from(["seed", "--n-propose", "3,0"]).unwrap();
+        assert!(zero.search.config(TaskName::Game24, 0.7).is_err());
     }
 
     #[test]

@@ -44,8 +44,9 @@ pub struct SearchConfig {
     /// Samples of each evaluation prompt.
     pub n_evaluate: usize,
     /// `propose`: samples of each state's propose prompt, whose proposals
-    /// are pooled (a small model lists few next steps in one answer).
-    pub n_propose: usize,
+    /// are pooled (a small model lists few next steps in one answer), per
+    /// step; the last entry holds for the steps after it.
+    pub n_propose: Vec<usize>,
     pub selection: Selection,
     /// DFS: children scoring below this are pruned.
     pub threshold: f64,
@@ -67,7 +68,7 @@ impl Default for SearchConfig {
             b: 1,
             steps: None,
             n_evaluate: 1,
-            n_propose: 1,
+            n_propose: vec![1],
             selection: Selection::Greedy,
             threshold: 0.0,
             budget: 100,
@@ -86,9 +87,18 @@ impl SearchConfig {
         anyhow::ensure!(self.k >= 1, "k (thoughts per state) must be at least 1");
         anyhow::ensure!(self.b >= 1, "b (states kept per step) must be at least 1");
         anyhow::ensure!(self.n_evaluate >= 1, "n_evaluate must be at least 1");
-        anyhow::ensure!(self.n_propose >= 1, "n_propose must be at least 1");
+        anyhow::ensure!(
+            !self.n_propose.is_empty() && self.n_propose.iter().all(|&n| n >= 1),
+            "n_propose must be at least 1 at every step"
+        );
         anyhow::ensure!(self.steps != Some(0), "steps must be at least 1");
         Ok(())
+    }
+
+    /// Samples of each propose prompt at `step` (0-based).
+    pub fn n_propose_at(&self, step: usize) -> usize {
+        let last = self.n_propose.len().saturating_sub(1);
+        self.n_propose.get(step.min(last)).copied().unwrap_or(1)
     }
 }
 
@@ -214,7 +224,7 @@ impl Searcher<'_, '_> {
             ),
             Generation::Propose => (
                 states.iter().map(|s| self.task.propose(s, step)).collect(),
-                self.config.n_propose,
+                self.config.n_propose_at(step),
             ),
         };
         let t0 = Instant::now();

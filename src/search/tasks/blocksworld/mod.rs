@@ -221,7 +221,6 @@ impl Task for Blocksworld {
         parse_votes(outputs, states.len())
     }
 
-    /// The action must read as one and its preconditions must hold.
     /// Every action whose preconditions hold after the plan so far, as RAP's
     /// world model lists them; none once the plan broke a rule.
     fn enumerate(&self, state: &str) -> Option<Vec<String>> {
@@ -233,15 +232,20 @@ impl Task for Blocksworld {
         Some(actions.iter().map(Action::to_text).collect())
     }
 
+    /// The action must read as one, its preconditions must hold, and it must
+    /// not lead back to a state the plan was in.
     fn check_thought(&self, state: &str, thought: &str) -> Result<String, String> {
         let line = thought.lines().map(str::trim).find(|l| !l.is_empty());
         let action =
             Action::parse(line.unwrap_or(""), &self.problem.objects).map_err(|e| e.to_string())?;
         let text = action.to_text();
         let sim = self.simulate(&self.extend(state, &text));
-        match sim.error {
-            Some(error) => Err(error),
-            None => Ok(text),
+        match (sim.error, sim.revisit) {
+            (Some(error), _) => Err(error),
+            (None, Some(line)) => Err(format!(
+                "'{line}' returns to a state the plan was in (a shorter plan skips the loop)"
+            )),
+            (None, None) => Ok(text),
         }
     }
 
@@ -376,6 +380,25 @@ mod tests {
     }
 
     #[test]
+    fn an_action_that_undoes_the_plan_so_far_is_pruned() {
+        let (t, inst) = task(0);
+        let first = Action::parse(&inst.gold_plan[0], &t.problem.objects).unwrap();
+        let plan = t.extend("", &first.to_text());
+        let undo = t
+            .enumerate(&plan)
+            .unwrap()
+            .into_iter()
+            .find(|a| t.simulate(&t.extend(&plan, a)).state == t.problem.init)
+            .expect("every blocksworld action can be undone");
+        let err = t.check_thought(&plan, &undo).unwrap_err();
+        assert!(err.contains("returns to a state the plan was in"), "{err}");
+        // Still a legal plan: only the search prunes it.
+        let looped = t.extend(&plan, &undo);
+        assert!(t.simulate(&looped).error.is_none());
+        assert!(t.simulate(&looped).revisit.is_some());
+    }
+
+    #[test]
     fn prompts_and_values() {
         let (t, inst) = task(0);
         let p = t.sample("", 0).prompt;
@@ -417,10 +440,14 @@ mod tests {
             let listed = t.enumerate(&plan).unwrap();
             assert!(!listed.is_empty());
             for a in &listed {
-                assert_eq!(t.check_thought(&plan, a).as_deref(), Ok(a.as_str()));
+                match t.check_thought(&plan, a) {
+                    Ok(checked) => assert_eq!(&checked, a),
+                    Err(e) => assert!(e.contains("returns to a state"), "{a}: {e}"),
+                }
             }
             let gold = Action::parse(action, &t.problem.objects).unwrap().to_text();
             assert!(listed.contains(&gold), "{gold} not in {listed:?}");
+            assert_eq!(t.check_thought(&plan, &gold), Ok(gold.clone()));
             plan = t.extend(&plan, &gold);
         }
         assert!(t.check(&plan).correct);

@@ -88,6 +88,9 @@ pub struct Simulation {
     pub applied: Vec<Action>,
     /// Why the plan stopped early, if it did.
     pub error: Option<String>,
+    /// The first action that led back to a state the plan had been in: the
+    /// plan is valid, but a shorter one skips the loop.
+    pub revisit: Option<String>,
 }
 
 /// Simulates each non-empty line of `plan` as one action.
@@ -96,12 +99,17 @@ pub fn simulate(domain: &Domain, problem: &Problem, plan: &str) -> Simulation {
         state: problem.init.clone(),
         applied: Vec::new(),
         error: None,
+        revisit: None,
     };
+    let mut seen = BTreeSet::from([sim.state.clone()]);
     for line in plan.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let step = Action::parse(line, &problem.objects)
             .and_then(|a| Ok((domain.apply(&sim.state, &a)?, a)));
         match step {
             Ok((next, action)) => {
+                if !seen.insert(next.clone()) && sim.revisit.is_none() {
+                    sim.revisit = Some(line.to_string());
+                }
                 sim.state = next;
                 sim.applied.push(action);
             }
