@@ -337,9 +337,11 @@ impl LlamaLm {
     }
 }
 
-/// Turns off ggml's tiled K-quant matrix product for this process (ggml reads
-/// the switch once, at the first matrix product).
-fn disable_tiled_matmul() {
+/// Turns off ggml's tiled K-quant matrix product for this process, as exact
+/// mode needs. ggml reads the switch once, at the process's first matrix
+/// product: a fast-mode model that computed before an exact one was loaded
+/// leaves it on, so a process mixing modes calls this before either computes.
+pub fn disable_tiled_matmul() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     // SAFETY: called before any llama.cpp compute thread reads the environment
     // (it runs at model load, before the first forward of this process's models).
