@@ -95,10 +95,11 @@ impl SearchConfig {
         Ok(())
     }
 
-    /// Samples of each propose prompt at `step` (0-based).
+    /// Samples of each propose prompt at `step` (0-based): the step's count,
+    /// else the last one.
     pub fn n_propose_at(&self, step: usize) -> usize {
-        let last = self.n_propose.len().saturating_sub(1);
-        self.n_propose.get(step.min(last)).copied().unwrap_or(1)
+        let count = self.n_propose.get(step).or(self.n_propose.last());
+        count.copied().unwrap_or(1)
     }
 }
 
