@@ -3,6 +3,7 @@
 use seed::search::algorithms::{search, Evaluation, Method, SearchConfig};
 use seed::search::llm::ScriptedLlm;
 use seed::search::task::{Chain, Check, Ruling, SampleSpec, Task};
+use seed::search::tasks::gsm8k::Gsm8k;
 use seed::search::tree::{Status, Tree};
 
 /// A task whose prompts name the state, so the script can answer per state.
@@ -29,11 +30,9 @@ fn letters(steps: usize) -> Letters {
 
 fn spec(prompt: String) -> SampleSpec {
     SampleSpec {
-        response: String::new(),
-        follow_up: None,
         prompt,
-        stop: vec![],
         max_tokens: 8,
+        ..SampleSpec::default()
     }
 }
 
@@ -481,4 +480,65 @@ fn the_final_choice_is_counted_where_right_and_wrong_answers_compete() {
         "no right answer to choose"
     );
     assert_eq!(choices(&["bc", "bc"]), (0, 0), "no wrong answer to avoid");
+}
+
+const CLIPS: &str = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?";
+
+/// A model that adds 48 + 24 wrong, and continues right from the right sum.
+fn wrong_sum_script(key: &str) -> ScriptedLlm {
+    ScriptedLlm::default()
+        .answer(
+            key,
+            &["Question: How many in all? Answer: 48 + 24 = 70 clips. The answer is 70."],
+        )
+        .answer(
+            "How many in all? Answer: 48 + 24 = 72",
+            &[" clips. The answer is 72."],
+        )
+        .answer("Rate whether a solution", &["9"])
+}
+
+fn solve_clips(llm: &mut ScriptedLlm, config: &SearchConfig) -> Tree {
+    let task = Gsm8k::new(CLIPS, "72", 1);
+    search(llm, &task, config, &mut |_, _| {}).unwrap()
+}
+
+#[test]
+fn a_wrong_calculation_is_corrected_and_the_model_continues_from_it() {
+    for (method, key) in [
+        (Method::Bfs, "Write only the last step"),
+        (Method::Cot, "Write the solution"),
+    ] {
+        let config = SearchConfig {
+            method,
+            k: 1,
+            ..SearchConfig::default()
+        };
+        let mut llm = wrong_sum_script(key);
+        let tree = solve_clips(&mut llm, &config);
+        let answer = tree.answer.clone().unwrap();
+        assert!(answer.correct, "{method:?}: {answer:?}");
+        let node = &tree.nodes[1];
+        assert_eq!(
+            node.thought,
+            "Question: How many in all? Answer: 48 + 24 = 72 clips. The answer is 72.",
+            "{method:?}"
+        );
+        let note = node.note.as_deref().unwrap_or_default();
+        assert!(note.contains("48 + 24 = 70 corrected to 72"), "{note}");
+        // The continuation's prompt ends with the corrected result.
+        assert!(llm.requests[1].prompts[0].ends_with("48 + 24 = 72"));
+
+        let mut llm = wrong_sum_script(key);
+        let config = SearchConfig {
+            corrections: false,
+            ..config
+        };
+        let tree = solve_clips(&mut llm, &config);
+        assert!(
+            !tree.answer.unwrap().correct,
+            "{method:?} without corrections"
+        );
+        assert!(tree.nodes[1].thought.contains("= 70"));
+    }
 }

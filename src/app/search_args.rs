@@ -69,6 +69,11 @@ pub struct SearchArgs {
     pub top_k: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Leave generated text as the model wrote it: by default the task
+    /// corrects what it can check and the model continues from there (GSM8K:
+    /// a wrong calculation gets its right result at the `=`, a calculator).
+    #[arg(long)]
+    pub no_corrections: bool,
 }
 
 /// How wide a task searches unless told.
@@ -146,6 +151,7 @@ impl SearchArgs {
             },
             draft_temperature: self.draft_temperature,
             seed: self.seed,
+            corrections: !self.no_corrections,
         };
         config.validate()?;
         Request {

@@ -16,7 +16,7 @@ use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 choice_enum!(pub Method "method" {
@@ -56,6 +56,9 @@ pub struct SearchConfig {
     /// Temperature of the draft model (speculative engines); `None` uses the target's.
     pub draft_temperature: Option<f32>,
     pub seed: u64,
+    /// Let the task correct what it can check in generated text and the
+    /// model continue from there (GSM8K's calculator; `corrections.rs`).
+    pub corrections: bool,
 }
 
 impl Default for SearchConfig {
@@ -78,6 +81,7 @@ impl Default for SearchConfig {
             },
             draft_temperature: None,
             seed: 0,
+            corrections: true,
         }
     }
 }
@@ -123,6 +127,7 @@ pub fn search(
         requests: 0,
         start: Instant::now(),
         on_step,
+        correction_notes: HashMap::new(),
     };
     let final_node = match config.method {
         Method::Bfs | Method::Beam => s.breadth_first()?,
@@ -148,6 +153,8 @@ pub(super) struct Searcher<'a, 'b> {
     requests: u64,
     start: Instant,
     on_step: &'a mut OnStep<'b>,
+    /// What the task corrected, by generated text (`corrections.rs`).
+    pub(super) correction_notes: HashMap<String, String>,
 }
 
 impl Searcher<'_, '_> {
@@ -157,6 +164,10 @@ impl Searcher<'_, '_> {
 
     pub(super) fn task(&self) -> &dyn Task {
         self.task
+    }
+
+    pub(super) fn config(&self) -> &SearchConfig {
+        self.config
     }
 
     /// Sends one batch request: `n` samples of each prompt. Returns the texts
@@ -230,6 +241,7 @@ impl Searcher<'_, '_> {
         };
         let t0 = Instant::now();
         let outputs = self.ask(&specs, n, step, Phase::Generate)?;
+        let outputs = self.corrected(&specs, outputs, step)?;
         let mut seen = HashSet::new();
         let mut children = Vec::new();
         for ((&parent, state), samples) in parents.iter().zip(&states).zip(outputs) {
@@ -297,6 +309,7 @@ impl Searcher<'_, '_> {
             if thought.is_empty() {
                 continue;
             }
+            let correction = self.note_of(&thought);
             let thought = match self.task.check_thought(state, &thought) {
                 Ok(canonical) => canonical,
                 Err(reason) => {
@@ -310,6 +323,7 @@ impl Searcher<'_, '_> {
             }
             let id = self.tree.add(parent, thought, new_state.clone(), tokens);
             self.tree.nodes[id].finished = self.task.is_finished(&new_state);
+            self.tree.nodes[id].note = correction;
             added.push(id);
         }
         added

@@ -14,12 +14,15 @@ impl Searcher<'_, '_> {
     /// first chain with the most common answer (the root if none came back).
     pub(super) fn chains(&mut self, style: Chain, n: usize) -> Result<usize> {
         let spec = self.task().chain(style);
-        let outputs = self.ask(&[spec], n, 0, Phase::Generate)?;
+        let specs = [spec];
+        let outputs = self.ask(&specs, n, 0, Phase::Generate)?;
+        let outputs = self.corrected(&specs, outputs, 0)?;
         let mut ids = Vec::new();
         for (text, tokens) in outputs.into_iter().flatten() {
             let state = self.task().chain_state(&text);
             let id = self.tree.add(0, text.trim().to_string(), state, tokens);
             self.tree.nodes[id].finished = true;
+            self.tree.nodes[id].note = self.note_of(&text);
             ids.push(id);
         }
         let answers: Vec<Option<String>> = ids

@@ -24,12 +24,12 @@ pub fn render(llm: &dyn Llm, spec: &SampleSpec) -> Result<String> {
     };
     let user = message("user", &spec.prompt);
     match &spec.follow_up {
-        None => Ok(llm.chat(&[user])? + &spec.response),
-        Some(follow_up) => llm.chat(&[
+        None => Ok(llm.chat(&[user])? + &spec.response + &spec.answer_start),
+        Some(follow_up) => Ok(llm.chat(&[
             user,
             message("assistant", &spec.response),
             message("user", follow_up),
-        ]),
+        ])? + &spec.answer_start),
     }
 }
 

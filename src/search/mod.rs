@@ -3,6 +3,7 @@
 
 pub mod algorithms;
 mod chains;
+mod corrections;
 pub mod llm;
 pub mod task;
 pub mod tasks;

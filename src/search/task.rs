@@ -22,6 +22,9 @@ pub struct SampleSpec {
     /// turn: the samples answer this message. A call about a state asked as a
     /// follow-up turn begins with the tokens of the calls that made the state.
     pub follow_up: Option<String>,
+    /// The start of the samples' answer, written for the model (a corrected
+    /// calculation): the samples continue it, and their texts leave it out.
+    pub answer_start: String,
     /// Strings that end one thought.
     pub stop: Vec<String>,
     pub max_tokens: usize,
@@ -56,6 +59,16 @@ pub struct Ruling {
     pub value: f64,
     /// Why, as shown in the tree.
     pub reason: String,
+}
+
+/// A generated text corrected by the task's rules: cut where it went wrong,
+/// with the right text written in, for the model to continue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Correction {
+    /// The text up to the mistake, corrected.
+    pub start: String,
+    /// What was corrected, as shown in the tree.
+    pub note: String,
 }
 
 /// The result of checking a final state.
@@ -112,6 +125,12 @@ pub trait Task {
     /// tree: the thought in canonical form, or why it is impossible.
     fn check_thought(&self, _state: &str, thought: &str) -> Result<String, String> {
         Ok(thought.trim().to_string())
+    }
+    /// A generated thought or chain whose mistake the task can correct (a
+    /// wrong calculation: the task is the model's calculator), cut there;
+    /// `None` where there is nothing to correct.
+    fn correct(&self, _text: &str) -> Option<Correction> {
+        None
     }
     /// Whether `state` answers the problem, so its path ends there.
     fn is_finished(&self, _state: &str) -> bool {

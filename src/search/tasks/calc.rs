@@ -14,6 +14,27 @@
 pub struct WrongCalculation {
     pub written: String,
     pub value: f64,
+    /// Where the written result begins in the text (after the `=` and any `$`).
+    pub result_at: usize,
+}
+
+impl WrongCalculation {
+    /// `text` up to this calculation's result, with the right result written
+    /// in: what a calculator gives a solution at its `=`.
+    pub fn corrected(&self, text: &str) -> String {
+        format!("{}{}", &text[..self.result_at], format_value(self.value))
+    }
+}
+
+/// A result as a solution writes it: whole numbers without decimals, others
+/// to at most 4 decimals.
+pub fn format_value(value: f64) -> String {
+    let text = format!("{value:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    match text {
+        "-0" => "0".to_string(),
+        _ => text.to_string(),
+    }
 }
 
 impl std::fmt::Display for WrongCalculation {
@@ -37,6 +58,7 @@ pub fn first_wrong(text: &str) -> Option<WrongCalculation> {
         (!holds(rhs) && !rhs_expr.is_some_and(holds)).then(|| WrongCalculation {
             written: format!("{} = {}", lhs.trim(), rhs),
             value,
+            result_at: result_start(text, at + 1),
         })
     })
     .next()
@@ -74,6 +96,15 @@ fn expression_after(text: &str) -> Option<String> {
         .skip(1)
         .any(|t| matches!(t, Token::Op(_)));
     has_operator.then(|| expr.to_string())
+}
+
+/// Where the result written from `from` (just after an `=`) begins: past
+/// spaces and a `$`.
+fn result_start(text: &str, from: usize) -> usize {
+    let rest = &text[from..];
+    let spaces = rest.len() - rest.trim_start().len();
+    let dollar = usize::from(rest[spaces..].starts_with('$'));
+    from + spaces + dollar
 }
 
 /// The number written after an `=`, and its count of decimals.
@@ -253,5 +284,38 @@ mod tests {
             wrong("Answer: 10 / 3 = 3.5"),
             Some("the calculation 10 / 3 = 3.5 is wrong (3.3333)".into())
         );
+    }
+
+    fn corrected(text: &str) -> Option<String> {
+        first_wrong(text).map(|w| w.corrected(text))
+    }
+
+    #[test]
+    fn a_wrong_result_is_replaced_and_the_rest_cut() {
+        assert_eq!(
+            corrected("Answer: 19.50 / (1 - 0.25) = 28.50 dollars. The answer is 28.50."),
+            Some("Answer: 19.50 / (1 - 0.25) = 26".into())
+        );
+        assert_eq!(
+            corrected("Answer: 12 * 2 = 24 * 3 = 62 pens"),
+            Some("Answer: 12 * 2 = 24 * 3 = 72".into())
+        );
+        assert_eq!(
+            corrected("Answer: $1,200 x 3 = $3,500."),
+            Some("Answer: $1,200 x 3 = $3600".into())
+        );
+        assert_eq!(
+            corrected("Answer: 9 / 4 = 3 hours"),
+            Some("Answer: 9 / 4 = 2.25".into())
+        );
+        assert_eq!(
+            corrected("Answer: 10 / 3 = 3.5"),
+            Some("Answer: 10 / 3 = 3.3333".into())
+        );
+        assert_eq!(
+            corrected("Answer: 2 - 5 = 3"),
+            Some("Answer: 2 - 5 = -3".into())
+        );
+        assert_eq!(corrected("Answer: 48 / 2 = 24 clips."), None);
     }
 }

@@ -7,7 +7,7 @@
 
 use super::calc;
 use super::{answer_so_far, numbers_in, parse_votes, render, vote_prompt};
-use crate::search::task::{Chain, Check, Layout, Ruling, SampleSpec, Task};
+use crate::search::task::{Chain, Check, Correction, Layout, Ruling, SampleSpec, Task};
 
 const EXAMPLES: &str = include_str!("../../../prompts/gsm8k/examples.txt");
 const THOUGHT: &str = include_str!("../../../prompts/gsm8k/thought.txt");
@@ -170,12 +170,11 @@ impl Task for Gsm8k {
             ("steps", steps.as_str()),
         ];
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: render(template, &vars),
             // One thought is one line.
             stop: vec!["\n".into()],
             max_tokens: 128,
+            ..SampleSpec::default()
         }
     }
 
@@ -220,11 +219,10 @@ impl Task for Gsm8k {
                 ("steps", state.trim()),
             ];
             return SampleSpec {
-                response: String::new(),
-                follow_up: None,
                 prompt: render(VALUE_FINAL, &vars),
                 stop: vec!["\n".into()],
                 max_tokens: 16,
+                ..SampleSpec::default()
             };
         }
         let vars = [
@@ -233,11 +231,10 @@ impl Task for Gsm8k {
             ("latest", latest),
         ];
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: render(VALUE, &vars),
             stop: vec!["\n".into()],
             max_tokens: 16,
+            ..SampleSpec::default()
         }
     }
 
@@ -253,11 +250,10 @@ impl Task for Gsm8k {
 
     fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: vote_prompt(&render(VOTE, &[("question", &self.question)]), states),
             stop: vec![],
             max_tokens: 300,
+            ..SampleSpec::default()
         }
     }
 
@@ -277,6 +273,19 @@ impl Task for Gsm8k {
         })
     }
 
+    /// The text up to its first wrong calculation, with the right result.
+    fn correct(&self, text: &str) -> Option<Correction> {
+        let wrong = calc::first_wrong(text)?;
+        Some(Correction {
+            start: wrong.corrected(text),
+            note: format!(
+                "calculator: {} corrected to {}",
+                wrong.written,
+                calc::format_value(wrong.value)
+            ),
+        })
+    }
+
     /// A finished state is on a right path when its answer is right.
     fn on_right_path(&self, state: &str) -> Option<bool> {
         self.is_finished(state).then(|| self.check(state).correct)
@@ -289,13 +298,12 @@ impl Task for Gsm8k {
         };
         let vars = [("examples", EXAMPLES), ("question", self.question.as_str())];
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: render(template, &vars),
             stop: ["\nExample problem:", "\nNow the problem", "\nProblem:"]
                 .map(String::from)
                 .to_vec(),
             max_tokens,
+            ..SampleSpec::default()
         }
     }
 

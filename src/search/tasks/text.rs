@@ -135,20 +135,18 @@ impl Task for Text {
     fn sample(&self, state: &str, step: usize) -> SampleSpec {
         if step == 0 {
             return SampleSpec {
-                response: String::new(),
-                follow_up: None,
                 prompt: render(COT, &[("input", &self.input)]),
                 stop: vec!["Passage:".into()],
                 max_tokens: 300,
+                ..SampleSpec::default()
             };
         }
         let plan = strip_label(state.split("Passage:").next().unwrap_or(""), "Plan:");
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: render(PASSAGE, &[("input", &self.input), ("plan", plan)]),
             stop: vec![],
             max_tokens: 700,
+            ..SampleSpec::default()
         }
     }
 
@@ -182,11 +180,10 @@ impl Task for Text {
     /// Asks for the coherency score of the passage (or of the plan, before one exists).
     fn value(&self, state: &str, _step: usize) -> SampleSpec {
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: score_prompt(passage_of(state)),
             stop: vec![],
             max_tokens: 300,
+            ..SampleSpec::default()
         }
     }
 
@@ -207,11 +204,10 @@ impl Task for Text {
     fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
         let instruction = render(COT, &[("input", &self.input)]);
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: vote_prompt(&instruction, states),
             stop: vec![],
             max_tokens: 600,
+            ..SampleSpec::default()
         }
     }
 
@@ -230,11 +226,10 @@ impl Task for Text {
             Chain::StepByStep => COT,
         };
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: render(template, &[("input", &self.input)]),
             stop: vec![],
             max_tokens: 1000,
+            ..SampleSpec::default()
         }
     }
 

@@ -117,10 +117,10 @@ impl Task for Blocksworld {
         let request = prompt.trim_end().trim_end_matches(PLAN).trim_end();
         SampleSpec {
             response: format!("{PLAN}\n{plan}"),
-            follow_up: None,
             prompt: request.to_string(),
             stop: vec!["\n".into()],
             max_tokens: 32,
+            ..SampleSpec::default()
         }
     }
 
@@ -168,8 +168,6 @@ impl Task for Blocksworld {
         let (before, last) = state.rsplit_once('\n').unwrap_or(("", state));
         let now = describe_state(&self.simulate(before).state);
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: render(
                 SELF_EVAL,
                 &[
@@ -180,6 +178,7 @@ impl Task for Blocksworld {
             ),
             stop: vec!["\n".into()],
             max_tokens: 8,
+            ..SampleSpec::default()
         }
     }
 
@@ -209,11 +208,10 @@ impl Task for Blocksworld {
             ],
         );
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: vote_prompt(&instruction, states),
             stop: vec![],
             max_tokens: 400,
+            ..SampleSpec::default()
         }
     }
 

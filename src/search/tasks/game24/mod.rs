@@ -88,11 +88,10 @@ impl Task for Game24 {
     /// ToT's sample mode: the chain-of-thought prompt, one line per thought.
     fn sample(&self, state: &str, _step: usize) -> SampleSpec {
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: self.cot_prompt(state),
             stop: vec!["\n".into()],
             max_tokens: 60,
+            ..SampleSpec::default()
         }
     }
 
@@ -105,10 +104,10 @@ impl Task for Game24 {
         let prompt = render(PROPOSE, &[("input", &numbers)]);
         SampleSpec {
             response: format!("Input: {numbers}\nPossible next steps:\n"),
-            follow_up: None,
             prompt: prompt.trim_end().to_string(),
             stop: vec!["Input:".into()],
             max_tokens: 200,
+            ..SampleSpec::default()
         }
     }
 
@@ -163,10 +162,10 @@ impl Task for Game24 {
         let numbers = self.current_numbers(state);
         SampleSpec {
             response: format!("{numbers}\n"),
-            follow_up: None,
             prompt: render(VALUE, &[("input", &numbers)]).trim_end().to_string(),
             stop: vec![],
             max_tokens: 120,
+            ..SampleSpec::default()
         }
     }
 
@@ -180,11 +179,10 @@ impl Task for Game24 {
 
     fn vote(&self, states: &[String], _step: usize) -> SampleSpec {
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt: vote_prompt(&render(VOTE, &[("input", &self.input)]), states),
             stop: vec![],
             max_tokens: 300,
+            ..SampleSpec::default()
         }
     }
 
@@ -199,11 +197,10 @@ impl Task for Game24 {
             Chain::StepByStep => self.cot_prompt(""),
         };
         SampleSpec {
-            response: String::new(),
-            follow_up: None,
             prompt,
             stop: vec!["\nInput:".into()],
             max_tokens: 200,
+            ..SampleSpec::default()
         }
     }
 
