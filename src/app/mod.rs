@@ -9,6 +9,7 @@ mod models;
 mod preamble;
 mod problems;
 mod report;
+mod run_record;
 mod search_args;
 mod serve;
 mod solve;

@@ -3,6 +3,7 @@
 use super::load::{EngineArgs, EngineChoice};
 use super::problems::{dataset_problems, parse_range, Problem, TaskName};
 use super::report::html;
+use super::run_record::{RunRecord, Solved};
 use super::search_args::SearchArgs;
 use super::util::{peak_memory_mib, write_atomic};
 use crate::search::algorithms::{search, SearchConfig};
@@ -19,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -49,9 +50,14 @@ pub struct SolveArgs {
     /// Sampling temperature.
     #[arg(long, default_value_t = 0.7, allow_negative_numbers = true)]
     pub temperature: f32,
-    /// Folder for each problem's tree (JSON) and its page (HTML).
+    /// Folder for each problem's tree (JSON) and its page (HTML), and the
+    /// run's record of what it solved (run.json).
     #[arg(long, default_value = "seed-out")]
     pub out: PathBuf,
+    /// Go on with a run that was stopped: the problems --out's run.json
+    /// records as solved with the same settings count from it, not solved again.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 fn problems(args: &SolveArgs) -> Result<Vec<Problem>> {
@@ -97,6 +103,12 @@ pub fn run(args: SolveArgs) -> Result<()> {
     // Problems and settings are checked before any model is loaded or fetched.
     let problems = problems(&args)?;
     let config = args.search.config(args.task, args.temperature)?;
+    let settings = serde_json::json!({
+        "task": args.task,
+        "search": config,
+        "target": args.engine.models.target,
+        "engine": args.engine.choice.as_ref().map(|c| format!("{c:?}")),
+    });
     let mut llm: Box<dyn Llm> = match &args.engine.choice {
         Some(EngineChoice::Remote(url)) => {
             let api_key = std::env::var("SEED_API_KEY").ok().filter(|k| !k.is_empty());
@@ -117,35 +129,69 @@ pub fn run(args: SolveArgs) -> Result<()> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut record = RunRecord::open(&args.out, settings, args.resume)?;
     let mut totals = Totals::default();
     for p in &problems {
-        let tree = solve_one(llm.as_mut(), p, &config)?;
         let base = args.out.join(format!("{}-{}", p.task.name(), p.label));
-        let json = base.with_extension("json");
-        write_atomic(&json, &serde_json::to_vec_pretty(&tree)?)?;
         let page = base.with_extension("html");
-        write_atomic(&page, html::render(&tree).as_bytes())?;
-        let check = tree.answer.clone().context("the search gave no answer")?;
-        let verdict = match (p.checkable, check.correct) {
-            (false, _) => "no gold answer to check",
-            (true, true) => "right",
-            (true, false) => "wrong",
+        let earlier = record
+            .find(&p.label, p.task.problem())
+            .filter(|_| args.resume);
+        let (solved, when) = match earlier {
+            Some(solved) => (solved.clone(), "solved before, tree in"),
+            None => {
+                let solved = solve_and_save(llm.as_mut(), p, &config, &base)?;
+                record.add(solved.clone())?;
+                (solved, "tree in")
+            }
         };
         println!(
-            "{} {}: answer {} ({verdict}); {:.1} s, {} tokens; tree in {}",
+            "{} {}: answer {} ({}); {:.1} s, {} tokens; {when} {}",
             p.task.name(),
             p.label,
-            check.answer.as_deref().unwrap_or("none"),
-            tree.wall_s,
-            tree.generated_tokens(),
+            solved.answer.as_deref().unwrap_or("none"),
+            solved.verdict,
+            solved.wall_s,
+            solved.tokens,
             page.display()
         );
-        totals.add(&tree, check.correct);
+        totals.add(&solved);
     }
     if problems.len() > 1 {
         totals.print();
     }
     Ok(())
+}
+
+/// Solves one problem and writes its tree as `base`.json and `base`.html.
+fn solve_and_save(
+    llm: &mut dyn Llm,
+    p: &Problem,
+    config: &SearchConfig,
+    base: &Path,
+) -> Result<Solved> {
+    let tree = solve_one(llm, p, config)?;
+    write_atomic(
+        &base.with_extension("json"),
+        &serde_json::to_vec_pretty(&tree)?,
+    )?;
+    write_atomic(&base.with_extension("html"), html::render(&tree).as_bytes())?;
+    let check = tree.answer.clone().context("the search gave no answer")?;
+    let verdict = match (p.checkable, check.correct) {
+        (false, _) => "no gold answer to check",
+        (true, true) => "right",
+        (true, false) => "wrong",
+    };
+    Ok(Solved {
+        label: p.label.clone(),
+        problem: p.task.problem().to_string(),
+        answer: check.answer,
+        verdict: verdict.to_string(),
+        right: check.correct,
+        wall_s: tree.wall_s,
+        tokens: tree.generated_tokens(),
+        ranking: tree.ranking,
+    })
 }
 
 fn solve_one(llm: &mut dyn Llm, p: &Problem, config: &SearchConfig) -> Result<Tree> {
@@ -194,12 +240,12 @@ struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, tree: &Tree, right: bool) {
+    fn add(&mut self, solved: &Solved) {
         self.problems += 1;
-        self.right += usize::from(right);
-        self.seconds += tree.wall_s;
-        self.tokens += tree.generated_tokens();
-        self.ranking.add(&tree.ranking);
+        self.right += usize::from(solved.right);
+        self.seconds += solved.wall_s;
+        self.tokens += solved.tokens;
+        self.ranking.add(&solved.ranking);
     }
 
     fn print(&self) {

@@ -3,7 +3,7 @@
 
 use super::task::Check;
 use crate::decode::RunStats;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,7 +43,7 @@ pub struct Node {
 /// How often evaluation kept a state on a right path when one was there to
 /// keep: over the selections whose candidates the task could tell apart
 /// (some on a right path, some not).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ranking {
     pub decisions: usize,
     pub right_kept: usize,
