@@ -204,10 +204,24 @@ fn solve_runs_a_whole_bfs_problem() {
         .filter(|n| n["depth"] == 1 && n["status"] == "kept")
         .count();
     assert!(kept_at_1 <= 2);
+    let requests = |phase: &str| {
+        let steps = json["steps"].as_array().unwrap();
+        steps.iter().filter(|s| s["phase"] == phase).count()
+    };
     assert_eq!(
-        json["steps"].as_array().unwrap().len(),
-        2 * depth as usize,
-        "one generation and one evaluation request per step"
+        requests("evaluate"),
+        depth as usize,
+        "one evaluation request per step"
+    );
+    // One generation request per step, and one per round of corrections.
+    let corrected = nodes.iter().any(|n| {
+        let note = n["note"].as_str().unwrap_or_default();
+        note.contains("calculator")
+    });
+    let generations = requests("generate");
+    assert!(
+        generations == depth as usize || (corrected && generations > depth as usize),
+        "{generations} generation requests in {depth} steps"
     );
     let path = json["path"].as_array().unwrap();
     let last = &nodes[path.last().unwrap().as_u64().unwrap() as usize];

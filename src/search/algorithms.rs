@@ -337,7 +337,12 @@ impl Searcher<'_, '_> {
             match self.task.ruling(&self.tree.nodes[n].state) {
                 Some(ruling) => {
                     self.tree.nodes[n].score = Some(ruling.value);
-                    self.tree.nodes[n].note = Some(ruling.reason);
+                    // After what the task corrected, if anything.
+                    let note = &mut self.tree.nodes[n].note;
+                    *note = Some(match note.take() {
+                        Some(corrected) => format!("{corrected}; {}", ruling.reason),
+                        None => ruling.reason,
+                    });
                 }
                 None => asked.push(n),
             }
