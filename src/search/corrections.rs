@@ -35,10 +35,9 @@ impl Searcher<'_, '_> {
         if !self.config().corrections {
             return Ok(outputs);
         }
-        let mut notes = vec![Vec::new(); specs.len()];
-        for (prompt, samples) in outputs.iter().enumerate() {
-            notes[prompt] = vec![Vec::<String>::new(); samples.len()];
-        }
+        // What was corrected, per prompt and sample.
+        let mut notes: Vec<Vec<Vec<String>>> =
+            outputs.iter().map(|s| vec![Vec::new(); s.len()]).collect();
         for _ in 0..MAX_ROUNDS {
             let pending = self.to_correct(&outputs);
             if pending.is_empty() {
