@@ -146,7 +146,7 @@ pub fn search(
 
 pub(super) struct Searcher<'a, 'b> {
     llm: &'a mut dyn Llm,
-    task: &'a dyn Task,
+    pub(super) task: &'a dyn Task,
     config: &'a SearchConfig,
     pub(super) tree: Tree,
     rng: ChaCha8Rng,
@@ -337,12 +337,7 @@ impl Searcher<'_, '_> {
             match self.task.ruling(&self.tree.nodes[n].state) {
                 Some(ruling) => {
                     self.tree.nodes[n].score = Some(ruling.value);
-                    // After what the task corrected, if anything.
-                    let note = &mut self.tree.nodes[n].note;
-                    *note = Some(match note.take() {
-                        Some(corrected) => format!("{corrected}; {}", ruling.reason),
-                        None => ruling.reason,
-                    });
+                    self.tree.nodes[n].add_note(ruling.reason);
                 }
                 None => asked.push(n),
             }
@@ -462,32 +457,6 @@ impl Searcher<'_, '_> {
             };
         }
         self.count_ranking(candidates, kept);
-    }
-
-    /// Counts a selection in the tree's ranking where the task can tell its
-    /// candidates apart.
-    fn count_ranking(&mut self, candidates: &[usize], kept: &[usize]) {
-        let right = |c: &usize| self.task.on_right_path(&self.tree.nodes[*c].state);
-        let verdicts: Vec<Option<bool>> = candidates.iter().map(right).collect();
-        if verdicts.contains(&Some(true)) && verdicts.contains(&Some(false)) {
-            self.tree.ranking.decisions += 1;
-            if kept.iter().any(|c| right(c) == Some(true)) {
-                self.tree.ranking.right_kept += 1;
-            }
-        }
-    }
-
-    /// Counts the final choice in the tree's ranking where the finished
-    /// states gave both a right and a wrong answer.
-    fn count_answer_choice(&mut self, chosen_right: bool) {
-        let verdicts: Vec<bool> = (self.tree.nodes.iter())
-            .filter(|n| n.finished)
-            .map(|n| self.task.check(&n.state).correct)
-            .collect();
-        if verdicts.contains(&true) && verdicts.contains(&false) {
-            self.tree.ranking.answer_choices += 1;
-            self.tree.ranking.right_chosen += usize::from(chosen_right);
-        }
     }
 
     fn best(&self, ids: &[usize]) -> usize {

@@ -5,6 +5,7 @@ pub mod algorithms;
 mod chains;
 mod corrections;
 pub mod llm;
+mod ranking;
 pub mod task;
 pub mod tasks;
 pub mod tree;

@@ -43,6 +43,16 @@ pub struct Node {
 /// How often evaluation kept a state on a right path when one was there to
 /// keep: over the selections whose candidates the task could tell apart
 /// (some on a right path, some not).
+impl Node {
+    /// Adds a note after the one it has (a ruling after a correction).
+    pub fn add_note(&mut self, note: String) {
+        self.note = Some(match self.note.take() {
+            Some(earlier) => format!("{earlier}; {note}"),
+            None => note,
+        });
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ranking {
     pub decisions: usize,

@@ -286,36 +286,28 @@ mod tests {
         );
     }
 
-    fn corrected(text: &str) -> Option<String> {
-        first_wrong(text).map(|w| w.corrected(text))
-    }
-
     #[test]
     fn a_wrong_result_is_replaced_and_the_rest_cut() {
-        assert_eq!(
-            corrected("Answer: 19.50 / (1 - 0.25) = 28.50 dollars. The answer is 28.50."),
-            Some("Answer: 19.50 / (1 - 0.25) = 26".into())
-        );
-        assert_eq!(
-            corrected("Answer: 12 * 2 = 24 * 3 = 62 pens"),
-            Some("Answer: 12 * 2 = 24 * 3 = 72".into())
-        );
-        assert_eq!(
-            corrected("Answer: $1,200 x 3 = $3,500."),
-            Some("Answer: $1,200 x 3 = $3600".into())
-        );
-        assert_eq!(
-            corrected("Answer: 9 / 4 = 3 hours"),
-            Some("Answer: 9 / 4 = 2.25".into())
-        );
-        assert_eq!(
-            corrected("Answer: 10 / 3 = 3.5"),
-            Some("Answer: 10 / 3 = 3.3333".into())
-        );
-        assert_eq!(
-            corrected("Answer: 2 - 5 = 3"),
-            Some("Answer: 2 - 5 = -3".into())
-        );
-        assert_eq!(corrected("Answer: 48 / 2 = 24 clips."), None);
+        for (text, corrected) in [
+            (
+                "Answer: 19.50 / (1 - 0.25) = 28.50 dollars. The answer is 28.50.",
+                Some("Answer: 19.50 / (1 - 0.25) = 26"),
+            ),
+            (
+                "Answer: 12 * 2 = 24 * 3 = 62 pens",
+                Some("Answer: 12 * 2 = 24 * 3 = 72"),
+            ),
+            (
+                "Answer: $1,200 x 3 = $3,500.",
+                Some("Answer: $1,200 x 3 = $3600"),
+            ),
+            ("Answer: 9 / 4 = 3 hours", Some("Answer: 9 / 4 = 2.25")),
+            ("Answer: 10 / 3 = 3.5", Some("Answer: 10 / 3 = 3.3333")),
+            ("Answer: 2 - 5 = 3", Some("Answer: 2 - 5 = -3")),
+            ("Answer: 48 / 2 = 24 clips.", None),
+        ] {
+            let got = first_wrong(text).map(|w| w.corrected(text));
+            assert_eq!(got.as_deref(), corrected, "{text}");
+        }
     }
 }
