@@ -2,7 +2,7 @@
 
 use seed::search::algorithms::{search, Evaluation, Method, SearchConfig};
 use seed::search::llm::ScriptedLlm;
-use seed::search::task::{Chain, Check, Ruling, SampleSpec, Task};
+use seed::search::task::{Chain, Check, Layout, Ruling, SampleSpec, Task};
 use seed::search::tasks::gsm8k::Gsm8k;
 use seed::search::tree::{Status, Tree};
 
@@ -541,4 +541,64 @@ fn a_wrong_calculation_is_corrected_and_the_model_continues_from_it() {
         );
         assert!(tree.nodes[1].thought.contains("= 70"));
     }
+}
+
+/// The clips problem with two first steps, one right (24 in May) and one
+/// wrong (96), and whole solutions from each: mostly 72.
+fn rollout_script() -> ScriptedLlm {
+    let all_72 = "Question: How many in all? Answer: 48 + 24 = 72 clips. The answer is 72.";
+    ScriptedLlm::default()
+        .answer(
+            "Now the problem to solve",
+            &[
+                "Question: How many in May? Answer: 48 / 2 = 24 clips.",
+                "Question: How many in May? Answer: 48 * 2 = 96 clips.",
+            ],
+        )
+        .answer("How many in May? Answer: 48 / 2 = 24 clips.", &[all_72])
+        .answer(
+            "How many in May? Answer: 48 * 2 = 96 clips.",
+            &[
+                "Question: How many in all? Answer: 48 + 96 = 144 clips. The answer is 144.",
+                all_72,
+            ],
+        )
+}
+
+#[test]
+fn rollouts_value_states_by_agreement_and_vote_in_the_answer() {
+    let config = SearchConfig {
+        evaluation: Evaluation::Rollout,
+        k: 2,
+        n_evaluate: 2,
+        ..SearchConfig::default()
+    };
+    let task = Gsm8k::new(CLIPS, "72", 3).with_layout(Layout::Continue);
+    let mut llm = rollout_script();
+    let tree = search(&mut llm, &task, &config, &mut |_, _| {}).unwrap();
+    let answer = tree.answer.clone().unwrap();
+    assert!(answer.correct, "{answer:?}");
+    // 72 three times and 144 once after the first step: 3/4 agree with the
+    // right step's rollouts, (1/4 + 3/4) / 2 with the wrong one's.
+    let (right, wrong) = (&tree.nodes[1], &tree.nodes[2]);
+    assert!(wrong.thought.contains("96"));
+    assert_eq!(right.score, Some(7.5));
+    assert_eq!(wrong.score, Some(5.0));
+    assert_eq!((right.status, wrong.status), (Status::Kept, Status::Pruned));
+    let rollouts: Vec<_> = tree
+        .nodes
+        .iter()
+        .filter(|n| n.status == Status::Rollout)
+        .collect();
+    assert_eq!(rollouts.len(), 4);
+    assert!(rollouts.iter().all(|n| n.finished && n.parent <= Some(2)));
+    // Rollouts are whole solutions: one request, the chain's length.
+    let request = &llm.requests[1];
+    assert_eq!((request.prompts.len(), request.n), (2, 2));
+    assert_eq!(request.max_tokens, 400);
+
+    // In the separate layout the steps are not the model's own answer.
+    let task = Gsm8k::new(CLIPS, "72", 3);
+    let error = search(&mut rollout_script(), &task, &config, &mut |_, _| {}).unwrap_err();
+    assert!(error.to_string().contains("--layout continue"), "{error}");
 }

@@ -17,7 +17,8 @@ pub struct SearchArgs {
     /// for game24, enumerate for blocksworld, else sample).
     #[arg(long)]
     pub generate: Option<Generation>,
-    /// State evaluation: value or vote (default: vote for text, else value).
+    /// State evaluation: value, vote or rollout (default: vote for text,
+    /// else value).
     #[arg(long)]
     pub evaluate: Option<Evaluation>,
     /// Thoughts per expanded state; chains of cot-sc (default: 20 for

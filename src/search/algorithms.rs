@@ -27,7 +27,7 @@ choice_enum!(pub Generation "generation" {
     Propose = "propose",
     Enumerate = "enumerate",
 });
-choice_enum!(pub Evaluation "evaluation" { Value = "value", Vote = "vote" });
+choice_enum!(pub Evaluation "evaluation" { Value = "value", Vote = "vote", Rollout = "rollout" });
 choice_enum!(pub Selection "selection" { Greedy = "greedy", Sample = "sample" });
 
 #[derive(Clone, Debug, Serialize)]
@@ -128,6 +128,8 @@ pub fn search(
         start: Instant::now(),
         on_step,
         correction_notes: HashMap::new(),
+        answer_tally: HashMap::new(),
+        rollouts: Vec::new(),
     };
     let final_node = match config.method {
         Method::Bfs | Method::Beam => s.breadth_first()?,
@@ -155,6 +157,10 @@ pub(super) struct Searcher<'a, 'b> {
     on_step: &'a mut OnStep<'b>,
     /// What the task corrected, by generated text (`corrections.rs`).
     pub(super) correction_notes: HashMap<String, String>,
+    /// Rollout evaluation: how many rollouts and finished states gave each
+    /// answer so far, and the rollouts' nodes (`rollouts.rs`).
+    pub(super) answer_tally: HashMap<String, usize>,
+    pub(super) rollouts: Vec<usize>,
 }
 
 impl Searcher<'_, '_> {
@@ -374,6 +380,7 @@ impl Searcher<'_, '_> {
                 let texts: Vec<String> = outputs.into_iter().flatten().map(|(t, _)| t).collect();
                 self.task.votes(&states, &texts)
             }
+            Evaluation::Rollout => self.rollout_scores(nodes, step)?,
         };
         for (&n, score) in nodes.iter().zip(scores) {
             self.tree.nodes[n].score = Some(score);
@@ -418,6 +425,7 @@ impl Searcher<'_, '_> {
         }
         // The best supported answer, else the best of the last frontier
         // (the root if nothing was generated).
+        finished.extend(&self.rollouts);
         Ok(self
             .answer_of(&finished)
             .unwrap_or_else(|| self.best(&frontier)))

@@ -6,6 +6,7 @@ mod chains;
 mod corrections;
 pub mod llm;
 mod ranking;
+mod rollouts;
 pub mod task;
 pub mod tasks;
 pub mod tree;

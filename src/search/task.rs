@@ -120,6 +120,12 @@ pub trait Task {
 
     /// Checks a final state.
     fn check(&self, state: &str) -> Check;
+    /// `rollout` evaluation: a prompt whose sample continues `state` to a
+    /// whole solution (read with [`Task::chain_state`]); `None` where the
+    /// task cannot.
+    fn rollout(&self, _state: &str) -> Option<SampleSpec> {
+        None
+    }
 
     /// Checks a new thought against the task's rules before it joins the
     /// tree: the thought in canonical form, or why it is impossible.

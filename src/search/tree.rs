@@ -17,6 +17,9 @@ pub enum Status {
     Unexplored,
     /// Broke the task's rules (`note` says how); never evaluated.
     Invalid,
+    /// Its parent continued to a whole solution to evaluate the parent (a
+    /// vote in the final answer; `--evaluate rollout`).
+    Rollout,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -13,7 +13,7 @@ fn escape(s: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
 ul.tree,ul.tree ul{list-style:none;padding-left:1.4em;border-left:1px dashed #bbb}
 .node{margin:.35em 0;padding:.4em .6em;border:1px solid #ddd;border-radius:6px;background:#fafafa}
-.node.pruned{opacity:.55}.node.unexplored{opacity:.35;border-style:dotted}
+.node.pruned{opacity:.55}.node.rollout{opacity:.7;border-style:dashed}.node.unexplored{opacity:.35;border-style:dotted}
 .node.invalid{opacity:.55;background:#fee;border-color:#e99}.note{font-size:.8em;color:#a33}
 .node.chosen{border:2px solid #2a7;background:#efe}
 .meta{font-size:.8em;color:#666}.score{font-weight:bold;color:#246}
@@ -76,6 +76,7 @@ fn render_node(tree: &Tree, id: usize, html: &mut String) {
         Status::Pruned => "node pruned".to_string(),
         Status::Unexplored => "node unexplored".to_string(),
         Status::Invalid => "node invalid".to_string(),
+        Status::Rollout => "node rollout".to_string(),
     };
     if tree.path.contains(&id) {
         class += " chosen";

@@ -307,6 +307,16 @@ impl Task for Gsm8k {
         }
     }
 
+    /// The rest of the chain of thought, continuing the steps so far as the
+    /// model's own answer (the `continue` layout only: in `separate` the
+    /// steps are not the model's answer).
+    fn rollout(&self, state: &str) -> Option<SampleSpec> {
+        (self.layout == Layout::Continue).then(|| SampleSpec {
+            response: answer_so_far(state),
+            ..self.chain(Chain::StepByStep)
+        })
+    }
+
     /// The chain up to its first line that states the answer.
     fn chain_state(&self, output: &str) -> String {
         let lines: Vec<&str> = output.trim().lines().collect();
