@@ -199,6 +199,8 @@ fn bench_compares_configurations_and_writes_its_files() {
         "1",
         "--k",
         "2",
+        "--evaluate",
+        "value",
         "--target",
         &m,
         "--draft",

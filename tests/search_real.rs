@@ -150,8 +150,21 @@ fn solve_runs_a_whole_bfs_problem() {
     let out = tempfile::tempdir().unwrap();
     let result = std::process::Command::new(env!("CARGO_BIN_EXE_seed"))
         .args([
-            "solve", "--task", "gsm8k", "--index", "0", "--method", "bfs", "--steps", "2", "--k",
-            "2", "--b", "2",
+            "solve",
+            "--task",
+            "gsm8k",
+            "--index",
+            "0",
+            "--method",
+            "bfs",
+            "--steps",
+            "2",
+            "--k",
+            "2",
+            "--b",
+            "2",
+            "--evaluate",
+            "value",
         ])
         .args([
             "--target".as_ref(),

@@ -18,7 +18,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub generate: Option<Generation>,
     /// State evaluation: value, vote or rollout (default: vote for text,
-    /// else value).
+    /// rollout for gsm8k in the continue layout, else value).
     #[arg(long)]
     pub evaluate: Option<Evaluation>,
     /// Thoughts per expanded state; chains of cot-sc (default: 20 for
@@ -113,6 +113,17 @@ impl Breadth {
 }
 
 impl SearchArgs {
+    /// Creative Writing votes; GSM8K in its continued layout rolls out (the
+    /// target's ratings hardly tell a right solution from a wrong one); the
+    /// other tasks are valued.
+    fn default_evaluation(&self, task: TaskName) -> Evaluation {
+        match task {
+            TaskName::Text => Evaluation::Vote,
+            TaskName::Gsm8k if self.layout(task) == Layout::Continue => Evaluation::Rollout,
+            _ => Evaluation::Value,
+        }
+    }
+
     /// The prompt layout for `task`: the one asked for, else the task's default.
     pub fn layout(&self, task: TaskName) -> Layout {
         self.layout.unwrap_or(if task == TaskName::Gsm8k {
@@ -132,11 +143,7 @@ impl SearchArgs {
                 TaskName::Blocksworld => Generation::Enumerate,
                 _ => Generation::Sample,
             }),
-            evaluation: self.evaluate.unwrap_or(if task == TaskName::Text {
-                Evaluation::Vote
-            } else {
-                Evaluation::Value
-            }),
+            evaluation: self.evaluate.unwrap_or(self.default_evaluation(task)),
             k: self.k.unwrap_or(breadth.k),
             b: self.b.unwrap_or(breadth.b),
             steps: self.steps,
@@ -214,6 +221,21 @@ mod tests {
         assert_eq!(counts, [3, 2, 1, 1, 1]);
         let zero = Cli::try_parse_from(["seed", "--n-propose", "3,0"]).unwrap();
         assert!(zero.search.config(TaskName::Game24, 0.7).is_err());
+    }
+
+    #[test]
+    fn gsm8k_rolls_out_in_its_continued_layout_unless_told_otherwise() {
+        let evaluation = |args: &[&str], task| {
+            let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
+            cli.search.config(task, 0.7).unwrap().evaluation
+        };
+        assert_eq!(evaluation(&[], TaskName::Gsm8k), Evaluation::Rollout);
+        let separate = ["--layout", "separate"];
+        assert_eq!(evaluation(&separate, TaskName::Gsm8k), Evaluation::Value);
+        let value = ["--evaluate", "value"];
+        assert_eq!(evaluation(&value, TaskName::Gsm8k), Evaluation::Value);
+        assert_eq!(evaluation(&[], TaskName::Game24), Evaluation::Value);
+        assert_eq!(evaluation(&[], TaskName::Text), Evaluation::Vote);
     }
 
     #[test]
