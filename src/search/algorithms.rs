@@ -129,7 +129,6 @@ pub fn search(
         on_step,
         correction_notes: HashMap::new(),
         answer_tally: HashMap::new(),
-        rollouts: Vec::new(),
     };
     let final_node = match config.method {
         Method::Bfs | Method::Beam => s.breadth_first()?,
@@ -158,9 +157,8 @@ pub(super) struct Searcher<'a, 'b> {
     /// What the task corrected, by generated text (`corrections.rs`).
     pub(super) correction_notes: HashMap<String, String>,
     /// Rollout evaluation: how many rollouts and finished states gave each
-    /// answer so far, and the rollouts' nodes (`rollouts.rs`).
+    /// answer so far (`rollouts.rs`).
     pub(super) answer_tally: HashMap<String, usize>,
-    pub(super) rollouts: Vec<usize>,
 }
 
 impl Searcher<'_, '_> {
@@ -425,7 +423,13 @@ impl Searcher<'_, '_> {
         }
         // The best supported answer, else the best of the last frontier
         // (the root if nothing was generated).
-        finished.extend(&self.rollouts);
+        // Rollouts vote beside the finished states.
+        let rollouts = self
+            .tree
+            .nodes
+            .iter()
+            .filter(|n| n.status == Status::Rollout);
+        finished.extend(rollouts.map(|n| n.id));
         Ok(self
             .answer_of(&finished)
             .unwrap_or_else(|| self.best(&frontier)))

@@ -78,7 +78,6 @@ impl Searcher<'_, '_> {
         node.score = Some(VOTE);
         node.status = Status::Rollout;
         node.note = note;
-        self.rollouts.push(id);
         answer
     }
 }
