@@ -191,12 +191,17 @@ fn beam_ranks_by_the_whole_path() {
 #[test]
 fn dfs_prunes_and_backtracks() {
     let mut llm = script();
+    let task = Letters {
+        steps: 2,
+        finished: &["ca", "cb"],
+        ..Letters::default()
+    };
     let config = SearchConfig {
         method: Method::Dfs,
         threshold: 3.0,
         ..SearchConfig::default()
     };
-    let tree = run(&mut llm, &config);
+    let tree = search(&mut llm, &task, &config, &mut |_, _| {}).unwrap();
     // b (5) first: its children all score below 3, so it backtracks to c (3) and finds cb (6).
     assert_eq!(tree.answer.as_ref().unwrap().answer.as_deref(), Some("cb"));
     let pruned = states_with(&tree, Status::Pruned);
@@ -211,6 +216,30 @@ fn dfs_prunes_and_backtracks() {
         (status("b"), status("c"), status("cb")),
         (Status::Kept, Status::Kept, Status::Kept)
     );
+}
+
+#[test]
+fn dfs_backtracks_from_a_last_step_that_does_not_answer_and_from_a_zero_answer() {
+    // cb (6) is tried first but does not answer at the last step; ca answers but
+    // scores 0 (a final Game of 24 number that is not 24); so the search goes
+    // back up to a, and aa (9) answers.
+    let mut llm = script().answer("value:[ca]", &["0"]);
+    let task = Letters {
+        steps: 2,
+        finished: &["ca", "aa"],
+        ..Letters::default()
+    };
+    let config = SearchConfig {
+        method: Method::Dfs,
+        ..SearchConfig::default()
+    };
+    let tree = search(&mut llm, &task, &config, &mut |_, _| {}).unwrap();
+    assert_eq!(tree.answer.as_ref().unwrap().answer.as_deref(), Some("aa"));
+    assert!(expanded(&llm, "a") && expanded(&llm, "b") && expanded(&llm, "c"));
+    // Without an answer anywhere, the deepest best state is the fallback.
+    let mut llm = script();
+    let tree = search(&mut llm, &letters(2), &config, &mut |_, _| {}).unwrap();
+    assert_eq!(tree.answer.unwrap().answer.as_deref(), Some("aa"));
 }
 
 #[test]

@@ -519,9 +519,12 @@ impl Searcher<'_, '_> {
 
     /// DFS: expand the best child first, prune children below the threshold,
     /// backtrack when a state has no child left; stop at the first state that
-    /// answers the problem or reaches the last step (children are tried best
+    /// answers the problem with a score above zero (children are tried best
     /// first, so it is the best finished sibling), or when the budget of
-    /// states is spent.
+    /// states is spent, answering with the deepest, best state seen. A state
+    /// at the last step that does not answer, or an answer scored zero (a
+    /// Game of 24 final number that is not 24), is a dead end: the search
+    /// backtracks rather than stop at a wrong plan.
     fn depth_first(&mut self) -> Result<usize> {
         let steps = self.steps();
         let mut best_partial = 0;
@@ -536,8 +539,12 @@ impl Searcher<'_, '_> {
         steps: usize,
         best_partial: &mut usize,
     ) -> Result<Option<usize>> {
-        if step == steps || self.tree.nodes[node].finished {
-            return Ok(Some(node));
+        let state = &self.tree.nodes[node];
+        if state.finished {
+            return Ok((state.score.unwrap_or(0.0) > 0.0).then_some(node));
+        }
+        if step == steps {
+            return Ok(None);
         }
         // Nodes other than the root are the generated states.
         if self.tree.nodes.len() > self.config.budget {
