@@ -10,8 +10,11 @@ use clap::Args;
 /// How to search, shared by `solve` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct SearchArgs {
-    #[arg(long, default_value = "bfs")]
-    pub method: Method,
+    /// bfs, dfs, beam, or a baseline: io, cot, cot-sc (default: dfs for
+    /// blocksworld, whose goal check lets it backtrack from a wrong plan;
+    /// else bfs).
+    #[arg(long)]
+    pub method: Option<Method>,
     /// Thought generation: sample, propose, or enumerate (the task lists the
     /// valid next steps itself, as RAP's Blocksworld does) (default: propose
     /// for game24, enumerate for blocksworld, else sample).
@@ -137,7 +140,10 @@ impl SearchArgs {
     pub fn config(&self, task: TaskName, temperature: f32) -> Result<SearchConfig> {
         let breadth = Breadth::of(task);
         let config = SearchConfig {
-            method: self.method,
+            method: self.method.unwrap_or(match task {
+                TaskName::Blocksworld => Method::Dfs,
+                _ => Method::Bfs,
+            }),
             generation: self.generate.unwrap_or(match task {
                 TaskName::Game24 => Generation::Propose,
                 TaskName::Blocksworld => Generation::Enumerate,
@@ -187,6 +193,18 @@ mod tests {
     fn layout(args: &[&str], task: TaskName) -> Layout {
         let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
         cli.search.layout(task)
+    }
+
+    #[test]
+    fn blocksworld_searches_depth_first_unless_told_otherwise() {
+        let method = |args: &[&str], task| {
+            let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
+            cli.search.config(task, 0.7).unwrap().method
+        };
+        assert_eq!(method(&[], TaskName::Blocksworld), Method::Dfs);
+        assert_eq!(method(&[], TaskName::Gsm8k), Method::Bfs);
+        let bfs = method(&["--method", "bfs"], TaskName::Blocksworld);
+        assert_eq!(bfs, Method::Bfs);
     }
 
     #[test]
