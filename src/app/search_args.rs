@@ -190,6 +190,12 @@ mod tests {
         search: SearchArgs,
     }
 
+    /// The search settings `seed ARGS` gives `task`.
+    fn parsed(args: &[&str], task: TaskName) -> SearchConfig {
+        let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
+        cli.search.config(task, 0.7).unwrap()
+    }
+
     fn layout(args: &[&str], task: TaskName) -> Layout {
         let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
         cli.search.layout(task)
@@ -197,10 +203,7 @@ mod tests {
 
     #[test]
     fn blocksworld_searches_depth_first_unless_told_otherwise() {
-        let method = |args: &[&str], task| {
-            let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
-            cli.search.config(task, 0.7).unwrap().method
-        };
+        let method = |args: &[&str], task| parsed(args, task).method;
         assert_eq!(method(&[], TaskName::Blocksworld), Method::Dfs);
         assert_eq!(method(&[], TaskName::Gsm8k), Method::Bfs);
         let bfs = method(&["--method", "bfs"], TaskName::Blocksworld);
@@ -243,10 +246,7 @@ mod tests {
 
     #[test]
     fn gsm8k_rolls_out_in_its_continued_layout_unless_told_otherwise() {
-        let evaluation = |args: &[&str], task| {
-            let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
-            cli.search.config(task, 0.7).unwrap().evaluation
-        };
+        let evaluation = |args: &[&str], task| parsed(args, task).evaluation;
         assert_eq!(evaluation(&[], TaskName::Gsm8k), Evaluation::Rollout);
         let separate = ["--layout", "separate"];
         assert_eq!(evaluation(&separate, TaskName::Gsm8k), Evaluation::Value);
