@@ -160,9 +160,10 @@ pub fn run<F>(
     };
     let served = std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(jobs)));
     if let Err(panic) = served {
+        // Marked dead first, so a client that sees its 503 also sees /health's.
+        shared.mark_dead(format!("the engine panicked: {}", panic_message(&panic)));
         // Dropping the worker drops every job's sender: their clients get 503.
         drop(worker);
-        shared.mark_dead(format!("the engine panicked: {}", panic_message(&panic)));
     }
 }
 
