@@ -213,8 +213,7 @@ mod tests {
     #[test]
     fn game24_and_blocksworld_search_wide_unless_told_otherwise() {
         let config = |args: &[&str], task| {
-            let cli = Cli::try_parse_from([&["seed"], args].concat()).unwrap();
-            let c = cli.search.config(task, 0.7).unwrap();
+            let c = parsed(args, task);
             (c.k, c.b, c.n_propose)
         };
         assert_eq!(config(&[], TaskName::Game24), (20, 5, vec![3]));
