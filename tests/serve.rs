@@ -340,12 +340,13 @@ fn thirty_two_concurrent_clients_each_get_their_own_result() {
     let url = format!("{}/completions", server.base_url());
     let prompt = |i: usize| format!("client {i} asks: what is {i} plus {i}?");
     let mut local = tiny_engine(EngineKind::Seed, 1 << 22, true);
-    let expected: Vec<Vec<String>> = (0..32)
+    let outputs: Vec<Output> = (0..32)
         .map(|i| {
             let request = engine_request(&[&prompt(i)], 2, 1.0, i as u64);
-            texts(&local.generate(&request).unwrap())
+            local.generate(&request).unwrap()
         })
         .collect();
+    let expected: Vec<Vec<String>> = outputs.iter().map(texts).collect();
     let barrier = std::sync::Barrier::new(32);
     let got: Vec<Vec<String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..32)
@@ -366,6 +367,14 @@ fn thirty_two_concurrent_clients_each_get_their_own_result() {
     let health = get(&format!("http://{}/health", server.addr()));
     assert_eq!(health["completed"], 32);
     assert_eq!(health["live_branches"], 0);
+    // /health adds up what the requests cost, as generating them alone did.
+    let total = |f: fn(&Output) -> usize| outputs.iter().map(f).sum::<usize>();
+    let totals = &health["totals"];
+    assert_eq!(
+        totals["generated_tokens"],
+        total(|o| o.stats.generated_tokens)
+    );
+    assert_eq!(totals["prompt_tokens"], total(|o| o.stats.prompt_tokens));
     server.shutdown().unwrap();
 }
 

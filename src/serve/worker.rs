@@ -6,7 +6,8 @@
 use super::openai::{ApiError, Limits, Parsed};
 use super::prepare::prepare;
 use crate::decode::{
-    Capacity, DecodeError, Engine, Event, FinishReason, Needs, Output, RequestId, Tokenized,
+    Capacity, DecodeError, Engine, Event, FinishReason, Needs, Output, RequestId, RunStats,
+    Tokenized,
 };
 use crate::model::{ModelError, Text};
 use serde::Serialize;
@@ -59,7 +60,10 @@ pub struct Health {
     /// Requests whose client went away before they finished.
     pub cancelled: u64,
     pub failed: u64,
-    pub generated_tokens: u64,
+    /// Completed requests' statistics added up (prompt tokens computed and
+    /// reused, prompt seconds, tokens generated, drafted and accepted...): where
+    /// a client's time went. `wall_s` adds up their wall times.
+    pub totals: RunStats,
     /// Engine steps (rounds) run.
     pub steps: u64,
     /// Steps whose forward failed; their requests were retried or failed.
@@ -149,6 +153,7 @@ pub fn run<F>(
     }));
     let usable = context - engine.target.scratch_cells();
     let capacity = Capacity::new(usable, engine.config.prefix_cache, limits.max_branches);
+    let engine_name = engine.config.to_string();
     let mut worker = Worker {
         engine,
         shared: shared.clone(),
@@ -156,7 +161,13 @@ pub fn run<F>(
         running: HashMap::new(),
         capacity,
         stopping: false,
-        health: Health::default(),
+        health: Health {
+            totals: RunStats {
+                engine: engine_name,
+                ..RunStats::default()
+            },
+            ..Health::default()
+        },
     };
     let served = std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(jobs)));
     if let Err(panic) = served {
@@ -342,7 +353,7 @@ impl Worker {
                     if let Some(r) = self.running.remove(&request) {
                         self.capacity.give_back(&r.needs);
                         self.health.completed += 1;
-                        self.health.generated_tokens += output.stats.generated_tokens as u64;
+                        self.health.totals.add(&output.stats);
                         // /health counts it before its client hears of it.
                         self.publish();
                         let _ = r.job.events.send(JobEvent::Done(output));
