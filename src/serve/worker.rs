@@ -153,7 +153,8 @@ pub fn run<F>(
     }));
     let usable = context - engine.target.scratch_cells();
     let capacity = Capacity::new(usable, engine.config.prefix_cache, limits.max_branches);
-    let engine_name = engine.config.to_string();
+    let mut health = Health::default();
+    health.totals.engine = engine.config.to_string();
     let mut worker = Worker {
         engine,
         shared: shared.clone(),
@@ -161,13 +162,7 @@ pub fn run<F>(
         running: HashMap::new(),
         capacity,
         stopping: false,
-        health: Health {
-            totals: RunStats {
-                engine: engine_name,
-                ..RunStats::default()
-            },
-            ..Health::default()
-        },
+        health,
     };
     let served = std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(jobs)));
     if let Err(panic) = served {
