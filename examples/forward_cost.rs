@@ -1,7 +1,9 @@
 //! What one target forward costs by the number of rows it computes, with
 //! logits for every row (as verification needs) and for the last row only
 //! (as plain prompt processing does): whether speculation can pay on this
-//! machine. Usage: cargo run --release --example forward_cost -- MODEL.gguf [KV_TOKENS]
+//! machine; with MASKED, that many tokens of another sequence sit in the KV
+//! cache first, as a prefix cache's do (flash attention skips masked cells).
+//! Usage: cargo run --release --example forward_cost -- MODEL.gguf [KV_TOKENS [MASKED]]
 use seed::model::llama::{LlamaLm, LlamaOptions};
 use seed::model::{BatchToken, Model};
 use std::time::Instant;
@@ -13,9 +15,22 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: forward_cost MODEL.gguf [KV_TOKENS]"))?;
+        .ok_or_else(|| anyhow::anyhow!("usage: forward_cost MODEL.gguf [KV_TOKENS [MASKED]]"))?;
     let kv_tokens: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(300);
+    let masked: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(0);
     let mut model = LlamaLm::load(std::path::Path::new(&path), &LlamaOptions::default())?;
+    let other = model.create()?;
+    let filler: Vec<BatchToken> = (0..masked)
+        .map(|pos| BatchToken {
+            token: 100 + (pos % 1000) as u32,
+            pos,
+            seqs: vec![other],
+            logits: pos + 1 == masked,
+        })
+        .collect();
+    for chunk in filler.chunks(256) {
+        model.forward(chunk)?;
+    }
     let seq = model.create()?;
     let prompt: Vec<BatchToken> = (0..kv_tokens)
         .map(|pos| BatchToken {
