@@ -20,29 +20,9 @@ fn main() -> anyhow::Result<()> {
     let masked: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(0);
     let mut model = LlamaLm::load(std::path::Path::new(&path), &LlamaOptions::default())?;
     let other = model.create()?;
-    let filler: Vec<BatchToken> = (0..masked)
-        .map(|pos| BatchToken {
-            token: 100 + (pos % 1000) as u32,
-            pos,
-            seqs: vec![other],
-            logits: pos + 1 == masked,
-        })
-        .collect();
-    for chunk in filler.chunks(256) {
-        model.forward(chunk)?;
-    }
+    fill(&mut model, other, masked)?;
     let seq = model.create()?;
-    let prompt: Vec<BatchToken> = (0..kv_tokens)
-        .map(|pos| BatchToken {
-            token: 100 + (pos % 1000) as u32,
-            pos,
-            seqs: vec![seq],
-            logits: pos + 1 == kv_tokens,
-        })
-        .collect();
-    for chunk in prompt.chunks(256) {
-        model.forward(chunk)?;
-    }
+    fill(&mut model, seq, kv_tokens)?;
     println!(
         "rows  all logits (ms)  last row's logits (ms)   ({kv_tokens} tokens in the KV cache)"
     );
@@ -73,6 +53,22 @@ fn main() -> anyhow::Result<()> {
             median(&mut times[0]),
             median(&mut times[1])
         );
+    }
+    Ok(())
+}
+
+/// Feeds `len` filler tokens to `seq`, from position 0, in forwards of 256.
+fn fill(model: &mut LlamaLm, seq: seed::model::SeqId, len: usize) -> anyhow::Result<()> {
+    let tokens: Vec<BatchToken> = (0..len)
+        .map(|pos| BatchToken {
+            token: 100 + (pos % 1000) as u32,
+            pos,
+            seqs: vec![seq],
+            logits: pos + 1 == len,
+        })
+        .collect();
+    for chunk in tokens.chunks(256) {
+        model.forward(chunk)?;
     }
     Ok(())
 }
