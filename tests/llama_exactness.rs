@@ -101,6 +101,10 @@ fn exact_mode_engines_match_greedy_decoding_on_smollm2() {
                         got.tokens, want.tokens,
                         "{kind} {verify:?} tree {tree:?} n={n} prefix cache {prefix_cache} call {call}: completion {i} differs from ar"
                     );
+                    assert_eq!(
+                        got.logprobs, want.logprobs,
+                        "{kind} {verify:?} tree {tree:?} n={n} prefix cache {prefix_cache} call {call}: completion {i}'s log-probabilities differ from ar's"
+                    );
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! The search algorithms on a scripted model with known thoughts and scores.
 
-use seed::search::algorithms::{search, Evaluation, Method, SearchConfig};
+use seed::search::algorithms::{search, Evaluation, Method, SearchConfig, VoteWeight};
 use seed::search::llm::ScriptedLlm;
 use seed::search::task::{Chain, Check, Layout, Ruling, SampleSpec, Task};
 use seed::search::tasks::gsm8k::Gsm8k;
@@ -626,8 +626,46 @@ fn rollouts_value_states_by_agreement_and_vote_in_the_answer() {
     assert_eq!((request.prompts.len(), request.n), (2, 2));
     assert_eq!(request.max_tokens, 400);
 
+    // The vote heard the four rollouts and the finished step after the
+    // kept state, each with its path's confidence.
+    assert_eq!(tree.ballots.len(), 5);
+    assert!(
+        tree.ballots.iter().all(|b| b.confidence == 1.0),
+        "no logprobs: all sure"
+    );
+
     // In the separate layout the steps are not the model's own answer.
     let task = Gsm8k::new(CLIPS, "72", 3);
     let error = search(&mut rollout_script(), &task, &config, &mut |_, _| {}).unwrap_err();
     assert!(error.to_string().contains("--layout continue"), "{error}");
+}
+
+#[test]
+fn a_confidence_weighted_vote_follows_the_surer_solutions() {
+    // Three rollouts say 72 but the model was unsure of each (-3 per token
+    // of the rollout), one says 144 and was sure of it.
+    let script = || {
+        rollout_script()
+            .sure_of("The answer is 72", -3.0)
+            .sure_of("The answer is 144", 0.0)
+    };
+    let task = Gsm8k::new(CLIPS, "72", 3).with_layout(Layout::Continue);
+    let mut config = SearchConfig {
+        evaluation: Evaluation::Rollout,
+        k: 2,
+        n_evaluate: 2,
+        ..SearchConfig::default()
+    };
+    let by_value = search(&mut script(), &task, &config, &mut |_, _| {}).unwrap();
+    assert!(by_value.answer.unwrap().correct, "three votes against one");
+
+    config.vote_weight = VoteWeight::Confidence;
+    let tree = search(&mut script(), &task, &config, &mut |_, _| {}).unwrap();
+    let answer = tree.answer.clone().unwrap();
+    assert_eq!(answer.answer.as_deref(), Some("144"), "{answer:?}");
+    for ballot in &tree.ballots {
+        let sure = ballot.answer.as_deref() == Some("144");
+        assert_eq!(ballot.confidence == 1.0, sure, "{ballot:?}");
+        assert!(ballot.confidence > 0.0 && ballot.confidence <= 1.0);
+    }
 }

@@ -37,7 +37,8 @@ fn target_distribution(model: &mut TinyLm, context: &[u32]) -> Vec<f32> {
         })
         .collect();
     model.forward(&batch).unwrap();
-    let p = sampling().distribution(model.logits(0));
+    let logits = model.logits(0);
+    let p = sampling().distribution(logits).to_dense(logits.len());
     model.release(seq);
     p
 }

@@ -1,7 +1,8 @@
 //! Exactness of every engine on the pure-Rust tiny model.
 
 use seed::decode::{
-    Drafter, Engine, EngineConfig, EngineKind, Output, Request, Sampling, TreeShape, VerifyPolicy,
+    Completion, Drafter, Engine, EngineConfig, EngineKind, Output, Request, Sampling, TreeShape,
+    VerifyPolicy,
 };
 use seed::model::tiny::{TinyConfig, TinyLm};
 
@@ -60,6 +61,13 @@ fn tokens(out: &Output) -> Vec<Vec<u32>> {
     out.completions.iter().map(|c| c.tokens.clone()).collect()
 }
 
+/// The target's log-probabilities of the tokens, as bits: the same logits
+/// give the same values, whichever engine verified them.
+fn logprob_bits(out: &Output) -> Vec<Vec<u32>> {
+    let bits = |c: &Completion| c.logprobs.iter().map(|l| l.to_bits()).collect();
+    out.completions.iter().map(bits).collect()
+}
+
 const AR: Config = (
     EngineKind::Ar,
     None,
@@ -103,6 +111,7 @@ fn greedy_speculative_equals_autoregressive() {
         for config in all_configs() {
             let out = engine(config).generate(&req).unwrap();
             assert_eq!(tokens(&out), tokens(&ar), "{config:?} n={n}");
+            assert_eq!(logprob_bits(&out), logprob_bits(&ar), "{config:?} n={n}");
             let s = &out.stats;
             assert!(s.drafted > 0 && s.accepted < s.drafted, "{s:?}");
             if config.3 == Drafter::Model {
@@ -236,6 +245,7 @@ fn sampled_speculative_equals_autoregressive() {
                     let label =
                         format!("{config:?} {sampling:?} n={n} draft {draft_temperature:?}");
                     assert_eq!(tokens(&out), tokens(&ar), "{label}");
+                    assert_eq!(logprob_bits(&out), logprob_bits(&ar), "{label}");
                     if config.3 == Drafter::Model {
                         assert!(out.stats.drafted > 0, "{label}: {:?}", out.stats);
                     }

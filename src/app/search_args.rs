@@ -2,7 +2,9 @@
 
 use super::problems::TaskName;
 use crate::decode::{Request, Sampling};
-use crate::search::algorithms::{Evaluation, Generation, Method, SearchConfig, Selection};
+use crate::search::algorithms::{
+    Evaluation, Generation, Method, SearchConfig, Selection, VoteWeight,
+};
 use crate::search::task::Layout;
 use anyhow::Result;
 use clap::Args;
@@ -54,6 +56,11 @@ pub struct SearchArgs {
     pub n_propose: Option<Vec<usize>>,
     #[arg(long, default_value = "greedy")]
     pub select: Selection,
+    /// What a finished state or rollout brings to the final vote: its value,
+    /// or its value times the target's confidence in its path (the geometric
+    /// mean of its tokens' probabilities).
+    #[arg(long, default_value = "value")]
+    pub vote_weight: VoteWeight,
     /// DFS: prune children scoring below this.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub threshold: f64,
@@ -156,6 +163,7 @@ impl SearchArgs {
             n_evaluate: self.n_evaluate,
             n_propose: self.n_propose.clone().unwrap_or(breadth.n_propose),
             selection: self.select,
+            vote_weight: self.vote_weight,
             threshold: self.threshold,
             budget: self.budget,
             sampling: Sampling {

@@ -9,7 +9,7 @@
 //! accepted with the target's probability of it under point-mass drafts, as
 //! in speculative sampling, and the samples are plain decoding's own.
 
-use super::sampling::Sampler;
+use super::sampling::{log_prob, Sampler};
 use crate::model::Token;
 
 /// A drafted token tree. Node 0.. are drafted tokens; position `None` is the
@@ -73,6 +73,8 @@ pub struct Verdict {
     pub accepted: Vec<usize>,
     /// The target's own next token after the accepted ones (correction or bonus).
     pub next: Token,
+    /// The target's log-probability of each accepted token, then of `next`.
+    pub logprobs: Vec<f32>,
 }
 
 /// Verifies `tree` given the target's logits at the root and at every node
@@ -84,9 +86,12 @@ pub fn verify<'a>(
     t: usize,
 ) -> Verdict {
     let mut accepted = Vec::new();
+    let mut logprobs = Vec::new();
     let mut at = None;
     loop {
-        let token = sampler.choose(logits(at), t + accepted.len());
+        let row = logits(at);
+        let token = sampler.choose(row, t + accepted.len());
+        logprobs.push(log_prob(row, token));
         match tree.children(at).find(|&c| tree.tokens[c] == token) {
             Some(child) => {
                 accepted.push(child);
@@ -96,6 +101,7 @@ pub fn verify<'a>(
                 return Verdict {
                     accepted,
                     next: token,
+                    logprobs,
                 }
             }
         }

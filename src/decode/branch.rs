@@ -72,6 +72,8 @@ pub(crate) struct Branch {
     /// Prompt and committed generated tokens.
     tokens: Vec<Token>,
     prompt_len: usize,
+    /// The target's log-probability of each generated token.
+    logprobs: Vec<f32>,
     target: KvSeq,
     draft: Option<KvSeq>,
     /// Generated text so far (bytes: a token may end inside a character).
@@ -104,6 +106,7 @@ impl Branch {
             state: BranchState::Ready,
             tokens: start.prompt.to_vec(),
             prompt_len: start.prompt.len(),
+            logprobs: Vec::new(),
             target: KvSeq {
                 seq: start.target_seq,
                 cached,
@@ -331,9 +334,10 @@ impl Branch {
         self.state = BranchState::Finished { reason, at: None };
     }
 
-    /// Commits one token chosen by the target. Returns false once the branch
-    /// has finished (the token is then dropped if it was an end token).
-    pub fn commit(&mut self, token: Token, model: &dyn Model) -> bool {
+    /// Commits one token chosen by the target, with the target's
+    /// log-probability of it. Returns false once the branch has finished (the
+    /// token is then dropped if it was an end token).
+    pub fn commit(&mut self, token: Token, logprob: f32, model: &dyn Model) -> bool {
         if self.is_done() {
             return false;
         }
@@ -343,6 +347,7 @@ impl Branch {
             return false;
         }
         self.tokens.push(token);
+        self.logprobs.push(logprob);
         let old = self.text.len();
         self.text.extend_from_slice(&model.token_bytes(token));
         self.text_len = self.text.len();
@@ -398,6 +403,7 @@ impl Branch {
             sample_index: self.origin.sample_index,
             text: String::from_utf8_lossy(&self.text[..self.text_len]).into_owned(),
             tokens: self.tokens[self.prompt_len..].to_vec(),
+            logprobs: self.logprobs,
             finish_reason: reason,
             stats: self.stats,
         }
@@ -466,11 +472,11 @@ mod tests {
             b.move_to(state);
             assert_eq!(b.state(), state);
         }
-        assert!(b.commit(4, &model));
+        assert!(b.commit(4, 0.0, &model));
         b.end_verify(1.0);
         assert_eq!(b.state(), BranchState::Ready);
         b.move_to(BranchState::Verifying);
-        assert!(!b.commit(5, &model), "max_tokens reached");
+        assert!(!b.commit(5, 0.0, &model), "max_tokens reached");
         b.end_verify(2.0);
         let finished = BranchState::Finished {
             reason: FinishReason::Length,

@@ -96,11 +96,15 @@ fn adapt_length(b: &mut Branch, draft: &Draft, drafted: usize, accepted: usize) 
 /// whether the branch is still open.
 fn commit_tokens(b: &mut Branch, draft: &Draft, verdict: &Verdict, target: &dyn Model) -> bool {
     let mut open = true;
-    for &node in &verdict.accepted {
-        open = open && b.commit(draft.tree.tokens[node], target);
+    for (&node, &logprob) in verdict.accepted.iter().zip(&verdict.logprobs) {
+        open = open && b.commit(draft.tree.tokens[node], logprob, target);
     }
     if open {
-        b.commit(verdict.next, target);
+        b.commit(
+            verdict.next,
+            verdict.logprobs[verdict.accepted.len()],
+            target,
+        );
     }
     open
 }

@@ -28,6 +28,7 @@ mod output;
 mod owned;
 mod prefill;
 pub mod prefix;
+pub mod probs;
 mod request;
 mod round;
 pub mod sampling;

@@ -32,6 +32,9 @@ pub struct Completion {
     pub sample_index: usize,
     pub text: String,
     pub tokens: Vec<Token>,
+    /// The target's log-probability of each of `tokens` (its raw softmax;
+    /// empty where the engine cannot tell, as a remote server's).
+    pub logprobs: Vec<f32>,
     pub finish_reason: FinishReason,
     pub stats: BranchStats,
 }

@@ -10,6 +10,7 @@ use super::error::Result;
 use super::faults;
 use super::ngram::History;
 use super::output::{EventKind, RunStats, TraceEvent};
+use super::sampling::log_prob;
 use super::scheduler::RoundPlan;
 use super::verify;
 use crate::model::{Model, Token};
@@ -87,8 +88,9 @@ impl Round<'_> {
             b.set_target_cached_all();
             b.record_verify(seconds, 0, 0);
             let t = b.generated_tokens().len();
-            let token = b.target_sampler().choose(self.target.logits(row), t);
-            b.commit(token, self.target);
+            let logits = self.target.logits(row);
+            let token = b.target_sampler().choose(logits, t);
+            b.commit(token, log_prob(logits, token), self.target);
             b.end_verify(now);
         }
         Ok(())

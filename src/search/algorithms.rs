@@ -7,9 +7,10 @@
 //! task's rules are kept in the tree as invalid, and states whose value the
 //! rules decide are not sent to the model for evaluation.
 
+use super::corrections::Samples;
 use super::llm::{render, Llm};
 use super::task::{Chain, SampleSpec, Task};
-use super::tree::{Phase, Status, StepRecord, Tree};
+use super::tree::{Ballot, Generated, Phase, Status, StepRecord, Tree};
 use crate::choice_enum;
 use crate::decode::{Request, Sampling};
 use anyhow::Result;
@@ -29,6 +30,7 @@ choice_enum!(pub Generation "generation" {
 });
 choice_enum!(pub Evaluation "evaluation" { Value = "value", Vote = "vote", Rollout = "rollout" });
 choice_enum!(pub Selection "selection" { Greedy = "greedy", Sample = "sample" });
+choice_enum!(pub VoteWeight "vote weight" { Value = "value", Confidence = "confidence" });
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SearchConfig {
@@ -48,6 +50,9 @@ pub struct SearchConfig {
     /// step; the last entry holds for the steps after it.
     pub n_propose: Vec<usize>,
     pub selection: Selection,
+    /// What a candidate brings to the final vote: its value, or its value
+    /// times its path's confidence (`Tree::path_confidence`).
+    pub vote_weight: VoteWeight,
     /// DFS: children scoring below this are pruned.
     pub threshold: f64,
     /// DFS: most states to generate.
@@ -73,6 +78,7 @@ impl Default for SearchConfig {
             n_evaluate: 1,
             n_propose: vec![1],
             selection: Selection::Greedy,
+            vote_weight: VoteWeight::Value,
             threshold: 0.0,
             budget: 100,
             sampling: Sampling {
@@ -182,7 +188,7 @@ impl Searcher<'_, '_> {
         n: usize,
         step: usize,
         phase: Phase,
-    ) -> Result<Vec<Vec<(String, usize)>>> {
+    ) -> Result<Samples> {
         let first = &specs[0];
         let prompts = specs
             .iter()
@@ -218,7 +224,11 @@ impl Searcher<'_, '_> {
         };
         let mut out = vec![Vec::new(); specs.len()];
         for c in output.completions {
-            out[c.prompt_index].push((c.text, c.tokens.len()));
+            let made = Generated {
+                tokens: c.tokens.len(),
+                logprob: c.logprobs.iter().map(|&l| f64::from(l)).sum(),
+            };
+            out[c.prompt_index].push((c.text, made));
         }
         (self.on_step)(&self.tree, &record);
         self.tree.steps.push(record);
@@ -271,7 +281,10 @@ impl Searcher<'_, '_> {
                     self.task.name()
                 )
             })?;
-            let thoughts = thoughts.into_iter().map(|t| (t, 0)).collect();
+            let thoughts = thoughts
+                .into_iter()
+                .map(|t| (t, Generated::default()))
+                .collect();
             children.extend(self.add_children(parent, state, thoughts, &mut seen));
         }
         Ok(children)
@@ -280,14 +293,14 @@ impl Searcher<'_, '_> {
     /// The thoughts in one prompt's samples, with their tokens: each sample
     /// (`sample`), or each proposal of every sample in turn (`propose`),
     /// sharing its sample's tokens.
-    fn thoughts(&self, state: &str, samples: Vec<(String, usize)>) -> Vec<(String, usize)> {
+    fn thoughts(&self, state: &str, samples: Vec<(String, Generated)>) -> Vec<(String, Generated)> {
         match self.config.generation {
             Generation::Sample | Generation::Enumerate => samples,
             Generation::Propose => samples
                 .into_iter()
-                .flat_map(|(text, tokens)| {
+                .flat_map(|(text, made)| {
                     let proposals = self.task.parse_proposals(state, &text);
-                    let share = tokens / proposals.len().max(1);
+                    let share = made.share(proposals.len());
                     proposals.into_iter().map(move |p| (p, share))
                 })
                 .collect(),
@@ -301,11 +314,11 @@ impl Searcher<'_, '_> {
         &mut self,
         parent: usize,
         state: &str,
-        thoughts: Vec<(String, usize)>,
+        thoughts: Vec<(String, Generated)>,
         seen: &mut HashSet<String>,
     ) -> Vec<usize> {
         let mut added = Vec::new();
-        for (thought, tokens) in thoughts {
+        for (thought, made) in thoughts {
             if added.len() == self.config.k {
                 break;
             }
@@ -325,7 +338,7 @@ impl Searcher<'_, '_> {
             if !seen.insert(new_state.clone()) {
                 continue;
             }
-            let id = self.tree.add(parent, thought, new_state.clone(), tokens);
+            let id = self.tree.add(parent, thought, new_state.clone(), made);
             self.tree.nodes[id].finished = self.task.is_finished(&new_state);
             self.tree.nodes[id].note = correction;
             added.push(id);
@@ -430,20 +443,21 @@ impl Searcher<'_, '_> {
             .iter()
             .filter(|n| n.status == Status::Rollout);
         finished.extend(rollouts.map(|n| n.id));
+        self.record_ballots(&finished);
         Ok(self
             .answer_of(&finished)
             .unwrap_or_else(|| self.best(&frontier)))
     }
 
-    /// The candidate whose answer has the most score in total over the
+    /// The candidate whose answer has the most weight in total over the
     /// candidates that give it (a vote weighted by value, as RAP aggregates
-    /// its paths); the best ranked candidate with that answer. Ties go to the
-    /// earlier candidate.
+    /// its paths; `vote_weight`); the best ranked candidate with that answer.
+    /// Ties go to the earlier candidate.
     fn answer_of(&self, candidates: &[usize]) -> Option<usize> {
         let answer = |c: usize| self.task.check(&self.tree.nodes[c].state).answer;
         let mut support: Vec<(Option<String>, f64, usize)> = Vec::new();
         for &c in candidates {
-            let (a, score) = (answer(c), self.rank_score(c).max(0.0));
+            let (a, score) = (answer(c), self.vote_of(c));
             match support.iter_mut().find(|s| s.0 == a) {
                 Some(s) => {
                     s.1 += score;
@@ -456,6 +470,32 @@ impl Searcher<'_, '_> {
         }
         let best = support.iter().rev().max_by(|x, y| x.1.total_cmp(&y.1))?;
         Some(best.2)
+    }
+
+    /// Writes into the tree what each candidate brought to the final vote.
+    fn record_ballots(&mut self, candidates: &[usize]) {
+        self.tree.ballots = candidates
+            .iter()
+            .map(|&c| {
+                let check = self.task.check(&self.tree.nodes[c].state);
+                Ballot {
+                    node: c,
+                    answer: check.answer,
+                    correct: check.correct,
+                    value: self.rank_score(c),
+                    confidence: self.tree.path_confidence(c),
+                }
+            })
+            .collect();
+    }
+
+    /// A candidate's weight in the final vote.
+    fn vote_of(&self, c: usize) -> f64 {
+        let value = self.rank_score(c).max(0.0);
+        match self.config.vote_weight {
+            VoteWeight::Value => value,
+            VoteWeight::Confidence => value * self.tree.path_confidence(c),
+        }
     }
 
     /// Marks `kept` as kept and the other `candidates` as pruned, and counts

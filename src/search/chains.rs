@@ -18,9 +18,9 @@ impl Searcher<'_, '_> {
         let outputs = self.ask(&specs, n, 0, Phase::Generate)?;
         let outputs = self.corrected(&specs, outputs, 0)?;
         let mut ids = Vec::new();
-        for (text, tokens) in outputs.into_iter().flatten() {
+        for (text, made) in outputs.into_iter().flatten() {
             let state = self.task().chain_state(&text);
-            let id = self.tree.add(0, text.trim().to_string(), state, tokens);
+            let id = self.tree.add(0, text.trim().to_string(), state, made);
             self.tree.nodes[id].finished = true;
             self.tree.nodes[id].note = self.note_of(&text);
             ids.push(id);

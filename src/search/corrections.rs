@@ -6,14 +6,14 @@
 
 use super::algorithms::Searcher;
 use super::task::SampleSpec;
-use super::tree::Phase;
+use super::tree::{Generated, Phase};
 use anyhow::Result;
 
 /// The most corrections of one text (a step rarely holds more calculations).
 const MAX_ROUNDS: usize = 3;
 
-/// Texts of the samples of each prompt, with their generated tokens.
-pub(super) type Samples = Vec<Vec<(String, usize)>>;
+/// Texts of the samples of each prompt, with what generating them took.
+pub(super) type Samples = Vec<Vec<(String, Generated)>>;
 
 /// A sample to continue from its corrected start.
 struct Pending {
@@ -52,9 +52,10 @@ impl Searcher<'_, '_> {
                 .collect();
             let rests = self.ask(&continued, 1, step, Phase::Generate)?;
             for (p, rest) in pending.into_iter().zip(rests) {
-                let (rest, tokens) = rest.into_iter().next().unwrap_or_default();
+                // The cut text's tokens count too: the model wrote them.
+                let (rest, made) = rest.into_iter().next().unwrap_or_default();
                 let sample = &mut outputs[p.prompt][p.sample];
-                *sample = (p.start + &rest, sample.1 + tokens);
+                *sample = (p.start + &rest, sample.1.plus(made));
                 notes[p.prompt][p.sample].push(p.note);
             }
         }

@@ -54,6 +54,9 @@ impl Llm for Engine {
 #[derive(Default)]
 pub struct ScriptedLlm {
     pub answers: Vec<(String, Vec<String>)>,
+    /// Answers that contain a key get its log-probability for every token
+    /// (one token per byte); the others report none.
+    pub certainty: Vec<(String, f32)>,
     /// Every request it received, for assertions.
     pub requests: Vec<Request>,
 }
@@ -65,6 +68,22 @@ impl ScriptedLlm {
             outputs.iter().map(|s| s.to_string()).collect(),
         ));
         self
+    }
+}
+
+impl ScriptedLlm {
+    /// Gives answers that contain `key` the log-probability `logprob` per token.
+    pub fn sure_of(mut self, key: &str, logprob: f32) -> Self {
+        self.certainty.push((key.to_string(), logprob));
+        self
+    }
+
+    fn logprobs_of(&self, text: &str) -> Vec<f32> {
+        let found = self
+            .certainty
+            .iter()
+            .find(|(k, _)| text.contains(k.as_str()));
+        found.map_or_else(Vec::new, |&(_, l)| vec![l; text.len()])
     }
 }
 
@@ -95,6 +114,7 @@ impl Llm for ScriptedLlm {
                     prompt_index: p,
                     sample_index: s,
                     tokens: vec![0; text.len()],
+                    logprobs: self.logprobs_of(&text),
                     text,
                     finish_reason: crate::decode::FinishReason::Stop,
                     stats: Default::default(),

@@ -6,7 +6,7 @@
 //! search ends with a majority over every whole solution it wrote.
 
 use super::algorithms::Searcher;
-use super::tree::{Phase, Status};
+use super::tree::{Generated, Phase, Status};
 use anyhow::{anyhow, Result};
 
 /// A rollout's or finished state's weight in the final vote.
@@ -40,8 +40,8 @@ impl Searcher<'_, '_> {
             let outputs = self.ask(&specs, self.config().n_evaluate, step, Phase::Evaluate)?;
             let outputs = self.corrected(&specs, outputs, step)?;
             for (&i, samples) in open.iter().zip(outputs) {
-                for (text, tokens) in samples {
-                    answers[i].push(self.add_rollout(nodes[i], &text, tokens));
+                for (text, made) in samples {
+                    answers[i].push(self.add_rollout(nodes[i], &text, made));
                 }
             }
         }
@@ -67,11 +67,11 @@ impl Searcher<'_, '_> {
     }
 
     /// Adds a rollout of `parent` to the tree; returns its answer.
-    fn add_rollout(&mut self, parent: usize, text: &str, tokens: usize) -> Option<String> {
+    fn add_rollout(&mut self, parent: usize, text: &str, made: Generated) -> Option<String> {
         let thought = self.task().chain_state(text);
         let state = self.task().extend(&self.tree.nodes[parent].state, &thought);
         let answer = self.task().check(&state).answer;
-        let id = self.tree.add(parent, thought, state, tokens);
+        let id = self.tree.add(parent, thought, state, made);
         let note = self.note_of(text);
         let node = &mut self.tree.nodes[id];
         node.finished = true;

@@ -22,6 +22,33 @@ pub enum Status {
     Rollout,
 }
 
+/// What generating a text took and how sure the target was of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Generated {
+    pub tokens: usize,
+    /// The target's log-probability of those tokens, summed (0 where the
+    /// engine cannot tell: scripted models, remote servers).
+    pub logprob: f64,
+}
+
+impl Generated {
+    pub fn plus(self, other: Generated) -> Generated {
+        Generated {
+            tokens: self.tokens + other.tokens,
+            logprob: self.logprob + other.logprob,
+        }
+    }
+
+    /// An equal share of it, for one of `parts` thoughts written together.
+    pub fn share(self, parts: usize) -> Generated {
+        let parts = parts.max(1);
+        Generated {
+            tokens: self.tokens / parts,
+            logprob: self.logprob / parts as f64,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Node {
     pub id: usize,
@@ -35,6 +62,8 @@ pub struct Node {
     pub status: Status,
     /// Tokens generated for this thought.
     pub tokens: usize,
+    /// The target's log-probability of them, summed.
+    pub logprob: f64,
     /// This node's share of its generation step's time.
     pub time_s: f64,
     /// The state answers the problem: its path ends here.
@@ -77,6 +106,17 @@ impl Ranking {
     }
 }
 
+/// What one candidate brought to the final vote (BFS and beam).
+#[derive(Clone, Debug, Serialize)]
+pub struct Ballot {
+    pub node: usize,
+    pub answer: Option<String>,
+    pub correct: bool,
+    pub value: f64,
+    /// `Tree::path_confidence` of the node.
+    pub confidence: f64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
@@ -103,6 +143,8 @@ pub struct Tree {
     /// Root to the chosen final node.
     pub path: Vec<usize>,
     pub answer: Option<Check>,
+    /// The final vote's candidates, empty where there was none.
+    pub ballots: Vec<Ballot>,
     pub ranking: Ranking,
     pub wall_s: f64,
 }
@@ -121,6 +163,7 @@ impl Tree {
                 score: None,
                 status: Status::Root,
                 tokens: 0,
+                logprob: 0.0,
                 time_s: 0.0,
                 finished: false,
                 note: None,
@@ -128,12 +171,13 @@ impl Tree {
             steps: Vec::new(),
             path: Vec::new(),
             answer: None,
+            ballots: Vec::new(),
             ranking: Ranking::default(),
             wall_s: 0.0,
         }
     }
 
-    pub fn add(&mut self, parent: usize, thought: String, state: String, tokens: usize) -> usize {
+    pub fn add(&mut self, parent: usize, thought: String, state: String, made: Generated) -> usize {
         let id = self.nodes.len();
         let depth = self.nodes[parent].depth + 1;
         self.nodes.push(Node {
@@ -144,7 +188,8 @@ impl Tree {
             state,
             score: None,
             status: Status::Unexplored,
-            tokens,
+            tokens: made.tokens,
+            logprob: made.logprob,
             time_s: 0.0,
             finished: false,
             note: None,
@@ -155,7 +200,7 @@ impl Tree {
     /// Records a thought the task's rules rejected, with the reason.
     pub fn add_invalid(&mut self, parent: usize, thought: String, reason: String) -> usize {
         let state = self.nodes[parent].state.clone();
-        let id = self.add(parent, thought, state, 0);
+        let id = self.add(parent, thought, state, Generated::default());
         self.nodes[id].status = Status::Invalid;
         self.nodes[id].note = Some(reason);
         id
@@ -177,6 +222,16 @@ impl Tree {
             .iter()
             .filter_map(|&n| self.nodes[n].score)
             .sum()
+    }
+
+    /// How sure the target was of the path from the root to `id`: the
+    /// geometric mean of its tokens' probabilities (1 where unknown), the
+    /// trace confidence of DeepConf (Fu et al. 2025).
+    pub fn path_confidence(&self, id: usize) -> f64 {
+        let path = self.path_to(id);
+        let tokens: usize = path.iter().map(|&n| self.nodes[n].tokens).sum();
+        let logprob: f64 = path.iter().map(|&n| self.nodes[n].logprob).sum();
+        (logprob / tokens.max(1) as f64).exp()
     }
 
     pub fn generated_tokens(&self) -> usize {

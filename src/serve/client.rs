@@ -294,6 +294,7 @@ impl Llm for RemoteLlm {
                     sample_index: s,
                     text: c.text,
                     tokens: vec![0; tokens],
+                    logprobs: Vec::new(),
                     finish_reason: c.finish_reason,
                     stats: Default::default(),
                 });
