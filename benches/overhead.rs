@@ -61,6 +61,21 @@ fn verify_sampled_chain(bencher: divan::Bencher) {
     bencher.bench_local(|| verify(&tree, |at| &rows[at.map_or(0, |n| n + 1)], &sampler, 0));
 }
 
+/// The same at `seed solve`'s sampling (0.7 with top-k 40 and top-p 0.95):
+/// only the top-k tokens get an exp and a word of the race.
+#[divan::bench]
+fn verify_sampled_chain_top_k(bencher: divan::Bencher) {
+    let rows = rows(GAMMA + 1);
+    let tree = chain(&rows);
+    let sampling = Sampling {
+        temperature: 0.7,
+        top_p: 0.95,
+        top_k: 40,
+    };
+    let sampler = Sampler::new(sampling, Noise::new(1, 0, 0));
+    bencher.bench_local(|| verify(&tree, |at| &rows[at.map_or(0, |n| n + 1)], &sampler, 0));
+}
+
 fn tiny_engine(config: EngineConfig) -> Engine {
     Engine::new(
         Box::new(TinyLm::new(TinyConfig::target())),

@@ -4,6 +4,7 @@ use super::noise::Noise;
 use super::probs::Probs;
 use crate::model::Token;
 use rand::Rng;
+use std::collections::BinaryHeap;
 
 /// How tokens are chosen from the logits.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -108,28 +109,40 @@ fn top_k_candidates(logits: &[f32], k: usize, max: f32, inv_t: f32) -> Vec<Token
         .collect()
 }
 
-/// The `k`-th largest of `values` (k >= 1; the smallest if there are fewer).
+/// The `k`-th largest of `values` (k >= 1; the smallest if there are fewer),
+/// by a heap of the k largest seen: most values cost one comparison.
 fn kth_largest(values: &[f32], k: usize) -> f32 {
     use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    #[derive(PartialEq, PartialOrd)]
-    struct Total(f32);
-    impl Eq for Total {}
-    impl Ord for Total {
-        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-            self.0.total_cmp(&other.0)
-        }
-    }
-    let mut heap: BinaryHeap<Reverse<Total>> = BinaryHeap::with_capacity(k + 1);
+    let mut heap: BinaryHeap<Reverse<u32>> = BinaryHeap::with_capacity(k + 1);
     for &v in values {
+        let key = Reverse(ordered_bits(v));
         if heap.len() < k {
-            heap.push(Reverse(Total(v)));
-        } else if heap.peek().is_some_and(|m| v > m.0 .0) {
+            heap.push(key);
+        } else if heap.peek().is_some_and(|min| key < *min) {
             heap.pop();
-            heap.push(Reverse(Total(v)));
+            heap.push(key);
         }
     }
-    heap.peek().map_or(f32::NEG_INFINITY, |m| m.0 .0)
+    heap.peek()
+        .map_or(f32::NEG_INFINITY, |min| from_ordered_bits(min.0))
+}
+
+/// A float's bits reordered so that integer order is `total_cmp`'s order.
+fn ordered_bits(v: f32) -> u32 {
+    let bits = v.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    }
+}
+
+fn from_ordered_bits(key: u32) -> f32 {
+    f32::from_bits(if key >> 31 == 1 {
+        key & !(1 << 31)
+    } else {
+        !key
+    })
 }
 
 /// A branch's settings for one model with the branch's noise: the token at
@@ -367,6 +380,19 @@ mod tests {
         let small = [1.0f32, 2.0, 3.0];
         let total: f32 = (0..3).map(|t| log_prob(&small, t).exp()).sum();
         assert!((total - 1.0).abs() < 1e-6, "{total}");
+    }
+
+    #[test]
+    fn kth_largest_counts_from_the_top() {
+        let v = [3.0, -1.0, 7.5, -0.0, 0.0, 7.5, -20.0];
+        assert_eq!(kth_largest(&v, 1), 7.5);
+        assert_eq!(kth_largest(&v, 2), 7.5);
+        assert_eq!(kth_largest(&v, 3), 3.0);
+        assert_eq!(kth_largest(&v, 7), -20.0);
+        assert_eq!(kth_largest(&v, 9), -20.0);
+        for x in [-3.5f32, -0.0, 0.0, 1e-40, 2.0, f32::INFINITY] {
+            assert_eq!(from_ordered_bits(ordered_bits(x)).to_bits(), x.to_bits());
+        }
     }
 
     #[test]
