@@ -7,10 +7,9 @@
 //! task's rules are kept in the tree as invalid, and states whose value the
 //! rules decide are not sent to the model for evaluation.
 
-use super::corrections::Samples;
 use super::llm::{render, Llm};
 use super::task::{Chain, SampleSpec, Task};
-use super::tree::{Ballot, Generated, Phase, Status, StepRecord, Tree};
+use super::tree::{Generated, Phase, Samples, Status, StepRecord, Tree};
 use crate::choice_enum;
 use crate::decode::{Request, Sampling};
 use anyhow::Result;
@@ -401,7 +400,7 @@ impl Searcher<'_, '_> {
 
     /// The score BFS and beam rank by: the newest value (BFS) or the sum along
     /// the path (beam).
-    fn rank_score(&self, id: usize) -> f64 {
+    pub(super) fn rank_score(&self, id: usize) -> f64 {
         match self.config.method {
             Method::Beam => self.tree.cumulative_score(id),
             _ => self.tree.nodes[id].score.unwrap_or(0.0),
@@ -443,59 +442,9 @@ impl Searcher<'_, '_> {
             .iter()
             .filter(|n| n.status == Status::Rollout);
         finished.extend(rollouts.map(|n| n.id));
-        self.record_ballots(&finished);
         Ok(self
-            .answer_of(&finished)
+            .final_vote(&finished)
             .unwrap_or_else(|| self.best(&frontier)))
-    }
-
-    /// The candidate whose answer has the most weight in total over the
-    /// candidates that give it (a vote weighted by value, as RAP aggregates
-    /// its paths; `vote_weight`); the best ranked candidate with that answer.
-    /// Ties go to the earlier candidate.
-    fn answer_of(&self, candidates: &[usize]) -> Option<usize> {
-        let answer = |c: usize| self.task.check(&self.tree.nodes[c].state).answer;
-        let mut support: Vec<(Option<String>, f64, usize)> = Vec::new();
-        for &c in candidates {
-            let (a, score) = (answer(c), self.vote_of(c));
-            match support.iter_mut().find(|s| s.0 == a) {
-                Some(s) => {
-                    s.1 += score;
-                    if self.rank_score(c) > self.rank_score(s.2) {
-                        s.2 = c;
-                    }
-                }
-                None => support.push((a, score, c)),
-            }
-        }
-        let best = support.iter().rev().max_by(|x, y| x.1.total_cmp(&y.1))?;
-        Some(best.2)
-    }
-
-    /// Writes into the tree what each candidate brought to the final vote.
-    fn record_ballots(&mut self, candidates: &[usize]) {
-        self.tree.ballots = candidates
-            .iter()
-            .map(|&c| {
-                let check = self.task.check(&self.tree.nodes[c].state);
-                Ballot {
-                    node: c,
-                    answer: check.answer,
-                    correct: check.correct,
-                    value: self.rank_score(c),
-                    confidence: self.tree.path_confidence(c),
-                }
-            })
-            .collect();
-    }
-
-    /// A candidate's weight in the final vote.
-    fn vote_of(&self, c: usize) -> f64 {
-        let value = self.rank_score(c).max(0.0);
-        match self.config.vote_weight {
-            VoteWeight::Value => value,
-            VoteWeight::Confidence => value * self.tree.path_confidence(c),
-        }
     }
 
     /// Marks `kept` as kept and the other `candidates` as pruned, and counts

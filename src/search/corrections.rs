@@ -6,14 +6,11 @@
 
 use super::algorithms::Searcher;
 use super::task::SampleSpec;
-use super::tree::{Generated, Phase};
+use super::tree::{Phase, Samples};
 use anyhow::Result;
 
 /// The most corrections of one text (a step rarely holds more calculations).
 const MAX_ROUNDS: usize = 3;
-
-/// Texts of the samples of each prompt, with what generating them took.
-pub(super) type Samples = Vec<Vec<(String, Generated)>>;
 
 /// A sample to continue from its corrected start.
 struct Pending {

@@ -10,3 +10,4 @@ mod rollouts;
 pub mod task;
 pub mod tasks;
 pub mod tree;
+mod vote;

@@ -49,6 +49,10 @@ impl Generated {
     }
 }
 
+/// Texts of the samples of each prompt of a request, with what generating
+/// them took.
+pub type Samples = Vec<Vec<(String, Generated)>>;
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Node {
     pub id: usize,
