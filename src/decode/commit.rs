@@ -6,7 +6,7 @@ use super::accept::Verdict;
 use super::branch::Branch;
 use super::config::MAX_ADAPTIVE_DRAFT;
 use super::cost::CostModel;
-use super::draft::Draft;
+use super::draft::{self, Draft};
 use super::error::Result;
 use super::verify;
 use crate::model::{Model, SeqId};
@@ -121,6 +121,6 @@ fn learn(cost: &mut CostModel, b: &mut Branch, draft: &Draft, verdict: &Verdict,
     let tried = drafted + usize::from(cut_tried.is_some());
     if tried > 0 {
         b.observe_acceptance(hits, tried);
-        cost.overall.observe(hits, tried, 1.0);
+        cost.observe(draft::ngram_class(b, draft), hits, tried);
     }
 }

@@ -117,12 +117,62 @@ impl Acceptance {
     }
 }
 
+/// N-gram match lengths told apart: 2-3, 4-7, 8-15 and 16 or more tokens.
+const KEY_CLASSES: usize = 4;
+
+/// Which n-gram drafts share acceptance counts: those whose match was about
+/// as long, verified greedily or by sampling. A long match (a repeated
+/// prompt, a phrase the model wrote in an earlier call) is accepted far more
+/// often than a 2-gram, so it is worth a longer draft (SuffixDecoding sizes
+/// its drafts by match length too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NgramClass {
+    /// Length of the context suffix the draft matched.
+    pub key: usize,
+    pub greedy: bool,
+}
+
+impl NgramClass {
+    fn index(self) -> usize {
+        let by_key = match self.key {
+            0..=3 => 0,
+            4..=7 => 1,
+            8..=15 => 2,
+            _ => KEY_CLASSES - 1,
+        };
+        2 * by_key + usize::from(self.greedy)
+    }
+}
+
 /// What the scheduler learns across rounds for cost-aware drafting.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CostModel {
     pub forwards: ForwardCost,
     /// Acceptance over all branches so far.
     pub overall: Acceptance,
+    /// Acceptance of n-gram drafts by [`NgramClass`].
+    by_ngram: [Acceptance; 2 * KEY_CLASSES],
+}
+
+impl CostModel {
+    /// A draft's estimated per-token acceptance: a model draft's is its
+    /// branch's recent record; an n-gram draft's its class's counts, drawn
+    /// towards that record (and, before the branch has one, the engine's).
+    pub fn draft_rate(&self, branch: &Acceptance, ngram: Option<NgramClass>) -> f64 {
+        let own = branch.branch_rate(&self.overall);
+        match ngram {
+            Some(class) => self.by_ngram[class.index()].rate(own, PRIOR_TRIALS),
+            None => own,
+        }
+    }
+
+    /// Counts one verified draft: `hits` of `tried` tokens accepted.
+    pub fn observe(&mut self, ngram: Option<NgramClass>, hits: usize, tried: usize) {
+        self.overall.observe(hits, tried, 1.0);
+        if let Some(class) = ngram {
+            self.by_ngram[class.index()].observe(hits, tried, 1.0);
+        }
+    }
 }
 
 /// How many draft tokens each draft keeps. `rates[k]` is draft `k`'s
@@ -208,6 +258,35 @@ mod tests {
         // The prior weighs in as pseudo-trials.
         assert!((a.rate(0.5, 2.0) - 6.0 / 8.0).abs() < 1e-12);
         assert!((Acceptance::default().rate(0.3, 2.0) - 0.3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ngram_drafts_are_rated_by_their_class() {
+        let mut cost = CostModel::default();
+        let long = NgramClass {
+            key: 20,
+            greedy: true,
+        };
+        let short = NgramClass {
+            key: 2,
+            greedy: true,
+        };
+        for _ in 0..20 {
+            cost.observe(Some(long), 8, 8);
+            cost.observe(Some(short), 0, 1);
+        }
+        let fresh = Acceptance::default();
+        assert!(cost.draft_rate(&fresh, Some(long)) > 0.9);
+        assert!(cost.draft_rate(&fresh, Some(short)) < 0.1);
+        // A class with no counts yet: the branch's own rate.
+        let sampled = NgramClass {
+            key: 20,
+            greedy: false,
+        };
+        let own = cost.draft_rate(&fresh, None);
+        assert!((cost.draft_rate(&fresh, Some(sampled)) - own).abs() < 1e-12);
+        // Every draft counts towards the engine-wide rate.
+        assert!((cost.overall.rate(0.0, 0.0) - 160.0 / 180.0).abs() < 1e-12);
     }
 
     #[test]

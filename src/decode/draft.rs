@@ -4,8 +4,8 @@
 
 use super::accept::DraftTree;
 use super::branch::Branch;
-use super::config::{Drafter, TreeShape};
-use super::cost::{self, CostModel};
+use super::config::{Drafter, TreeShape, MAX_ADAPTIVE_DRAFT};
+use super::cost::{self, CostModel, NgramClass};
 use super::error::Result;
 use super::faults;
 use super::ngram;
@@ -22,6 +22,8 @@ pub(crate) struct Draft {
     pub kept_in_draft: Vec<Token>,
     /// Drafted by the draft model (else by n-gram lookup).
     pub by_model: bool,
+    /// Length of the context suffix an n-gram draft matched (0: none).
+    pub ngram_key: usize,
     /// The first token cost-aware drafting cut from it, if any.
     pub first_cut: Option<Token>,
 }
@@ -40,6 +42,9 @@ pub(crate) struct Drafting<'a> {
     pub shape: &'a TreeShape,
     pub drafter: Drafter,
     pub adaptive_gamma: bool,
+    /// Cost-aware drafting cuts each draft to what pays, so n-gram chains
+    /// (free to look up) are looked up as long as a draft may grow.
+    pub cost_aware: bool,
     /// Generated tokens of the finished branches of each request in the batch.
     pub finished: &'a [(u64, &'a [Token])],
     /// Past requests, for n-gram drafts (empty unless kept).
@@ -114,21 +119,27 @@ impl Drafting<'_> {
 
     /// A draft holding branch `i`'s n-gram chain, if the drafter looks one up.
     fn start(&self, branches: &[Branch], i: usize, depth: usize) -> Draft {
-        let chain = if self.drafter.uses_ngrams() {
-            ngram_draft(branches, self.finished, self.history, i, depth)
+        let len = if self.cost_aware {
+            MAX_ADAPTIVE_DRAFT.min(branches[i].room().saturating_sub(1))
         } else {
-            Vec::new()
+            depth
+        };
+        let found = if self.drafter.uses_ngrams() {
+            ngram_draft(branches, self.finished, self.history, i, len)
+        } else {
+            ngram::Found::default()
         };
         let mut tree = DraftTree::default();
         let mut at = None;
-        for &token in &chain {
+        for &token in &found.tokens {
             at = Some(tree.push(at, token));
         }
         Draft {
             branch: i,
             tree,
             kept_in_draft: Vec::new(),
-            by_model: chain.is_empty() && self.drafter.uses_model(),
+            by_model: found.tokens.is_empty() && self.drafter.uses_model(),
+            ngram_key: found.key,
             first_cut: None,
         }
     }
@@ -239,7 +250,10 @@ pub(crate) fn trim_to_budget(
         .sum();
     let rates: Vec<f64> = drafts
         .iter()
-        .map(|d| branches[d.branch].acceptance().branch_rate(&cost.overall))
+        .map(|d| {
+            let b = &branches[d.branch];
+            cost.draft_rate(b.acceptance(), ngram_class(b, d))
+        })
         .collect();
     let lens: Vec<usize> = drafts.iter().map(|d| d.tree.len()).collect();
     let seconds = |rows| line.seconds(target.computed_rows(rows));
@@ -248,6 +262,14 @@ pub(crate) fn trim_to_budget(
         d.first_cut = d.tree.tokens.get(k).copied();
         d.tree.truncate_chain(k);
     }
+}
+
+/// The class of an n-gram draft's acceptance (`None`: drafted by the model).
+pub(crate) fn ngram_class(b: &Branch, d: &Draft) -> Option<NgramClass> {
+    (!d.by_model).then(|| NgramClass {
+        key: d.ngram_key,
+        greedy: b.target_sampler().sampling.is_greedy(),
+    })
 }
 
 /// The n-gram draft of branch `i`: looked up in its own prompt and text,
@@ -261,7 +283,7 @@ fn ngram_draft(
     history: &ngram::History,
     i: usize,
     len: usize,
-) -> Vec<Token> {
+) -> ngram::Found {
     let b = &branches[i];
     let me = b.origin();
     let mut others: Vec<&[Token]> = Vec::new();
@@ -283,13 +305,13 @@ fn ngram_draft(
             .map(|(_, tokens)| *tokens),
     );
     let local = ngram::lookup(b.tokens(), &others, len);
-    let min_key = if local.is_empty() {
+    let min_key = if local.tokens.is_empty() {
         0
     } else {
         ngram::MAX_N + 1
     };
     let past = history.lookup(b.tokens(), min_key, len);
-    if past.is_empty() {
+    if past.tokens.is_empty() {
         local
     } else {
         past

@@ -112,6 +112,7 @@ impl Round<'_> {
             shape: &self.shape,
             drafter: self.drafter,
             adaptive_gamma: self.adaptive_gamma,
+            cost_aware: self.cost.is_some(),
             finished: self.finished,
             history: self.history,
         }
