@@ -105,9 +105,7 @@ impl History {
                 if entry[end] != last {
                     continue;
                 }
-                let key = (1..=MAX_KEY.min(end + 1).min(context.len()))
-                    .take_while(|&k| entry[end + 1 - k] == context[context.len() - k])
-                    .count();
+                let key = common_suffix(&entry[..=end], context);
                 if key >= min_key.max(MIN_N) && best.is_none_or(|(b, _)| key > b) {
                     best = Some((key, &entry[end + 1..]));
                 }
