@@ -3,6 +3,7 @@
 //! Everything above this layer talks to a model only through [`Model`], so the
 //! engines run unchanged on llama.cpp and on the pure-Rust [`tiny`] model.
 
+mod chat_template;
 pub mod llama;
 pub mod tiny;
 
