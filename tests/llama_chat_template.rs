@@ -32,20 +32,28 @@ fn conversation() -> Vec<ChatMessage> {
     ]
 }
 
+/// One turn and a three-turn conversation, each after the template's default
+/// system message `system`.
+fn assert_renders_after(model: &LlamaLm, system: &str) {
+    assert_eq!(
+        model.chat_prompt("Input: 4 5 6 10").unwrap(),
+        format!("{system}<|im_start|>user\nInput: 4 5 6 10<|im_end|>\n<|im_start|>assistant\n")
+    );
+    assert_eq!(
+        model.chat(&conversation()).unwrap(),
+        format!("{system}<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\nA.<|im_end|>\n<|im_start|>user\nSure?<|im_end|>\n<|im_start|>assistant\n")
+    );
+}
+
 #[test]
 fn qwen_prompts_carry_the_templates_default_system_message() {
     let _lock = common::REAL_MODEL_LOCK
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let qwen = load(&common::model_path(seed::fetch::models::DRAFT_DEFAULT));
-    const SYSTEM: &str = "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n";
-    assert_eq!(
-        qwen.chat_prompt("Input: 4 5 6 10").unwrap(),
-        format!("{SYSTEM}<|im_start|>user\nInput: 4 5 6 10<|im_end|>\n<|im_start|>assistant\n")
-    );
-    assert_eq!(
-        qwen.chat(&conversation()).unwrap(),
-        format!("{SYSTEM}<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\nA.<|im_end|>\n<|im_start|>user\nSure?<|im_end|>\n<|im_start|>assistant\n")
+    assert_renders_after(
+        &qwen,
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n",
     );
 }
 
@@ -55,14 +63,9 @@ fn smollm_prompts_carry_the_templates_default_system_message() {
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let smollm = load(&common::smollm_path());
-    const SYSTEM: &str = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n";
-    assert_eq!(
-        smollm.chat_prompt("Input: 4 5 6 10").unwrap(),
-        format!("{SYSTEM}<|im_start|>user\nInput: 4 5 6 10<|im_end|>\n<|im_start|>assistant\n")
-    );
-    assert_eq!(
-        smollm.chat(&conversation()).unwrap(),
-        format!("{SYSTEM}<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\nA.<|im_end|>\n<|im_start|>user\nSure?<|im_end|>\n<|im_start|>assistant\n")
+    assert_renders_after(
+        &smollm,
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n",
     );
 }
 

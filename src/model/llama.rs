@@ -29,14 +29,14 @@
 //! What remains (per-row vector dot products, the 4-row gemm per row, flash
 //! attention summing a sequence's cells in order) does not depend on the batch.
 
-use super::chat_template;
+use super::llama_chat::chat;
 use super::{BatchToken, Model, ModelError, Result, SeqId, Text, Token};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use std::num::NonZeroU32;
@@ -580,47 +580,4 @@ fn tokenize(model: &LlamaModel, text: &str, add_bos: bool) -> Result<Vec<Token>>
         .into_iter()
         .map(|t| t.0 as Token)
         .collect())
-}
-
-fn chat(model: &LlamaModel, messages: &[super::ChatMessage]) -> Result<String> {
-    let template = model.chat_template(None).map_err(template_error)?;
-    let source = template.to_str().map_err(template_error)?;
-    let vocab = model.vocab();
-    let piece =
-        |token| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
-    let (bos, eos) = (piece(vocab.bos()), piece(vocab.eos()));
-    let special = chat_template::SpecialTokens {
-        bos: &bos,
-        eos: &eos,
-    };
-    match chat_template::render(source, messages, &special) {
-        // The tokenizer adds BOS itself; a template that prints it too would double it.
-        Ok(text) if vocab.should_add_bos() => Ok(match text.strip_prefix(&bos) {
-            Some(rest) => rest.to_owned(),
-            None => text,
-        }),
-        Ok(text) => Ok(text),
-        // A template beyond minijinja's Jinja: llama.cpp's built-in renderer
-        // for its family (as llama-server's `--no-jinja`).
-        Err(_) => builtin_chat(model, &template, messages),
-    }
-}
-
-fn builtin_chat(
-    model: &LlamaModel,
-    template: &LlamaChatTemplate,
-    messages: &[super::ChatMessage],
-) -> Result<String> {
-    let messages = messages
-        .iter()
-        .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(template_error)?;
-    model
-        .apply_chat_template(template, &messages, true)
-        .map_err(template_error)
-}
-
-fn template_error(e: impl std::fmt::Display) -> ModelError {
-    ModelError::Tokenizer(format!("chat template: {e}"))
 }

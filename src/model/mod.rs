@@ -5,6 +5,7 @@
 
 mod chat_template;
 pub mod llama;
+mod llama_chat;
 pub mod tiny;
 
 use std::sync::Arc;
