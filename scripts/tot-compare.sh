@@ -18,8 +18,9 @@ run() {  # SERVER ROW...: one server started, the client over the rows, the serv
   local server=$1; shift
   case $server in
     seed) "$SEED" serve --port "$PORT" >/dev/null 2>&1 & ;;
-    llama-server) LD_LIBRARY_PATH=$LLAMA_BIN "$LLAMA_BIN/llama-server" -m "$TARGET" -t 2 -np 4 -c 16384 --port "$PORT" >/dev/null 2>&1 & ;;
-    llama-server-ngram) LD_LIBRARY_PATH=$LLAMA_BIN "$LLAMA_BIN/llama-server" -m "$TARGET" -t 2 -np 4 -c 16384 --port "$PORT" --spec-type ngram-mod >/dev/null 2>&1 & ;;
+    llama-server*)
+      local spec=(); [ "$server" = llama-server-ngram ] && spec=(--spec-type ngram-mod)
+      LD_LIBRARY_PATH=$LLAMA_BIN "$LLAMA_BIN/llama-server" -m "$TARGET" -t 2 -np 4 -c 16384 --port "$PORT" "${spec[@]}" >/dev/null 2>&1 & ;;
   esac
   local pid=$!
   if wait_up; then
